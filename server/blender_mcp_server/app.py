@@ -1,0 +1,101 @@
+"""Assemble the server: store -> tokens -> registry -> jobs -> bus -> FastMCP tools -> Starlette app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastmcp import FastMCP
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from .bus import Bus
+from .config import Settings
+from .http_routes import AuthRoutes
+from .jobs import Jobs
+from .registry import Registry
+from .store import Store
+from .stream_watch import StreamWatch
+from .tokens import BusTokenVerifier, TokenService, load_or_create_secret
+
+log = logging.getLogger(__name__)
+MCP_PATH = "/mcp"
+
+INSTRUCTIONS = """\
+BlenderMCP bus. Style A: call a blender_<command> tool (e.g. blender_get_scene_info) and get JSON back;
+the server picks your one connected Blender, or pass target_uuid. Style B: call set_logging_level("debug"),
+blender_register_client, then blender_send_message; bus records arrive as notifications/message
+with logger "_message_bus"."""
+
+
+@dataclass
+class Server:
+    settings: Settings
+    store: Store
+    tokens: TokenService
+    registry: Registry
+    jobs: Jobs
+    bus: Bus
+    mcp: FastMCP
+    app: Any
+
+
+def build_server(settings: Settings) -> Server:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.data_dir / "bus.sqlite3")
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else load_or_create_secret(settings.data_dir)
+    tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
+    registry = Registry(max_clients_per_user=settings.max_clients_per_user, outbox_max=settings.outbox_max,
+                        send_timeout=settings.send_timeout)
+    jobs = Jobs(store)
+    bus = Bus(settings, registry, jobs)
+    http_app_ref: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        _shorten_session_idle_timeout(http_app_ref.get("app"), settings.session_idle_timeout)
+        await bus.start()
+        try:
+            yield {}
+        finally:
+            await bus.stop()
+
+    mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
+                           lifespan=lifespan)
+    routes = AuthRoutes(store, tokens, registry, failures_per_user=settings.login_failures_per_user,
+                        failures_per_address=settings.login_failures_per_address)
+    mcp.custom_route("/auth/login", methods=["POST"])(routes.login)
+    mcp.custom_route("/auth/refresh", methods=["POST"])(routes.refresh)
+    mcp.custom_route("/auth/logout", methods=["POST"])(routes.logout)
+    mcp.custom_route("/auth/tokens", methods=["GET", "POST"])(routes.api_tokens)
+    mcp.custom_route("/auth/tokens/{jti}", methods=["DELETE"])(routes.revoke_api_token)
+    mcp.custom_route("/health", methods=["GET"])(routes.health)
+
+    from .tools_bus import add_bus_tools
+    from .tools_dispatch import add_dispatch_tools
+
+    add_bus_tools(mcp, bus)
+    add_dispatch_tools(mcp, bus)
+
+    app = mcp.http_app(path=MCP_PATH, stateless_http=False,
+                       middleware=[Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
+    http_app_ref["app"] = app
+    return Server(settings, store, tokens, registry, jobs, bus, mcp, app)
+
+
+def _shorten_session_idle_timeout(app: Any, seconds: float) -> None:
+    """A client killed with -9 keeps its MCP session 30 minutes by default (DESIGN.md); reap sooner.
+
+    The session manager is created per lifespan cycle, so this reaches it through the /mcp route.
+    """
+    for route in getattr(app, "routes", []):
+        if isinstance(route, Route) and route.path == MCP_PATH:
+            endpoint = getattr(route.endpoint, "app", route.endpoint)
+            manager = getattr(endpoint, "session_manager", None)
+            if manager is not None and hasattr(manager, "session_idle_timeout"):
+                manager.session_idle_timeout = seconds
+                return
+    log.warning("could not shorten the MCP session idle timeout")

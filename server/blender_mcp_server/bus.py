@@ -1,0 +1,290 @@
+"""The bus service: what every bus tool does, independent of how the tool reached us.
+
+Every public method takes the authenticated user first and only ever touches
+that user's clients and jobs. Every method answers with a JSON-able dict; bad
+input is a dict with `status: "error"`, an `error` code and a `message`, never
+an exception the tool layer would turn into a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from blender_mcp_addon.protocol import (
+    JOB_UPDATE_PRIORITY,
+    BusRecord,
+    JobUpdate,
+    PayloadError,
+    Priority,
+    PriorityError,
+    Routing,
+    new_id,
+    parse_payload,
+    parse_priority,
+)
+
+from .config import Settings
+from .forwarder import OutboxFull, session_level
+from .jobs import JobError, Jobs
+from .registry import ClientEntry, Registry, RegistryError
+from .router import choose_routing, resolve
+from .throttle import WindowCounter
+
+log = logging.getLogger(__name__)
+_MAX_ID = 200
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user of one tool call, and the MCP session it came on."""
+
+    user_id: str
+    username: str
+    session: Any = None
+    session_id: str | None = None
+
+
+def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"status": "error", "error": code, "message": message, **extra}
+
+
+def _bad_id(value: Any, name: str, required: bool = True) -> dict[str, Any] | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_ID or not value.isprintable():
+        return error("invalid_arguments", f"{name} must be a non-empty printable string of at most {_MAX_ID} characters")
+    return None
+
+
+class Bus:
+    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs):
+        self.settings = settings
+        self.registry = registry
+        self.jobs = jobs
+        self._rate = WindowCounter(settings.messages_per_minute)
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._sweep_loop(), name="bus-sweep"),
+                       loop.create_task(self._ping_loop(), name="bus-ping")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(e.outbox.close() for e in self.registry.all_entries()), return_exceptions=True)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                self.registry.sweep(offline_max_age=self.settings.offline_max_age)
+            except Exception:  # the sweeper must outlive any one bad entry
+                log.exception("registry sweep failed")
+
+    async def _ping_loop(self) -> None:
+        """Find targets whose socket is open but which no longer answer (a frozen or cut-off client)."""
+        while True:
+            await asyncio.sleep(self.settings.ping_interval)
+            online = [e for e in self.registry.all_entries() if e.online and e.session is not None]
+            await asyncio.gather(*(self._ping(e) for e in online), return_exceptions=True)
+
+    async def _ping(self, entry: ClientEntry) -> None:
+        session = entry.session
+        try:
+            await asyncio.wait_for(session.send_ping(), self.settings.ping_timeout)
+            self.registry.touch(entry)
+        except Exception:
+            if entry.session is session and entry.online:
+                self.registry.mark_offline(entry, "did not answer a ping")
+
+    # -- clients --------------------------------------------------------------------------------------
+    def register(self, caller: Caller, *, client_uuid: str, client_type: str, is_persistent: bool,
+                 capabilities: list[str] | None, group_id: str | None, label: str | None) -> dict[str, Any]:
+        for value, name, required in ((client_uuid, "client_uuid", True), (client_type, "client_type", True),
+                                      (group_id, "group_id", False), (label, "label", False)):
+            if bad := _bad_id(value, name, required):
+                return bad
+        if caller.session is None or not caller.session_id:
+            return error("no_session", "registering needs a stateful MCP session (Streamable HTTP with a session id)")
+        try:
+            entry, took_over = self.registry.register(
+                caller.user_id, client_uuid=client_uuid, client_type=client_type, is_persistent=bool(is_persistent),
+                capabilities=[str(c) for c in capabilities or []], group_id=group_id, label=label,
+                session=caller.session, session_id=caller.session_id)
+        except RegistryError as exc:
+            return error(exc.status, str(exc))
+        result: dict[str, Any] = {"status": "registered", "client_uuid": client_uuid, "user": caller.username,
+                                  "online": entry.online, "took_over": took_over, "queued": len(entry.outbox)}
+        level = session_level(caller.session)
+        if level < Priority.DEBUG:
+            missed = ", ".join(p.level for p in Priority if p > level)
+            result["warning"] = (f"this session's log level is '{level.level}', so bus records at {missed} "
+                                 "will not reach it (job_update replies are 'notice', dispatches 'info'). "
+                                 "Call set_logging_level('debug') (MCP logging/setLevel) to receive everything.")
+        return result
+
+    def unregister(self, caller: Caller, client_uuid: str) -> dict[str, Any]:
+        if bad := _bad_id(client_uuid, "client_uuid"):
+            return bad
+        entry = self.registry.unregister(caller.user_id, client_uuid)
+        if entry is None:
+            return error("unknown_client", f"no client {client_uuid!r} on your bus")
+        return {"status": "unregistered", "client_uuid": client_uuid, "dropped_records": len(entry.outbox)}
+
+    def list_clients(self, caller: Caller) -> dict[str, Any]:
+        persistent, ephemeral = [], []
+        for entry in sorted(self.registry.clients(caller.user_id), key=lambda e: e.uuid):
+            (persistent if entry.is_persistent else ephemeral).append(entry.public())
+        return {"persistent": persistent, "ephemeral": ephemeral}
+
+    def heartbeat(self, caller: Caller, client_uuid: str) -> dict[str, Any]:
+        entry = self.registry.get(caller.user_id, client_uuid)
+        if entry is None:
+            return {"status": "unknown_client", "client_uuid": client_uuid}
+        if entry.session_id != caller.session_id:
+            return {"status": "replaced", "client_uuid": client_uuid}
+        self.registry.touch(entry)
+        return {"status": "ok", "online": entry.online, "stream_open": self.registry.stream_open(caller.session_id),
+                "queued": len(entry.outbox), "server_time": time.time()}
+
+    # -- messages -------------------------------------------------------------------------------------
+    def check_payload(self, payload: Any) -> dict[str, Any] | None:
+        if not isinstance(payload, dict):
+            return error("invalid_payload", "payload must be a JSON object")
+        try:
+            size = len(json.dumps(payload, separators=(",", ":")).encode())
+        except (TypeError, ValueError) as exc:
+            return error("invalid_payload", f"payload is not JSON-serialisable: {exc}")
+        if size > self.settings.max_payload_bytes:
+            return error("payload_too_large",
+                         f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes} bytes. "
+                         "Send large data (images, files) by reference or in chunks.",
+                         limit=self.settings.max_payload_bytes, size=size)
+        try:
+            parse_payload(payload)
+        except PayloadError as exc:
+            return error("invalid_payload", str(exc))
+        return None
+
+    def check_rate(self, caller: Caller) -> dict[str, Any] | None:
+        if self._rate.hit(caller.user_id):
+            return None
+        return error("rate_limited", f"more than {self._rate.limit} messages a minute on your bus",
+                     retry_after=self._rate.retry_after())
+
+    def send(self, caller: Caller, *, payload: Any, from_uuid: str | None, target_uuid: str | None = None,
+             group_id: str | None = None, client_type: str | None = None, priority: Any = "info") -> dict[str, Any]:
+        try:
+            prio = parse_priority(priority)
+        except PriorityError as exc:
+            return error("invalid_priority", str(exc), valid=[p.level for p in Priority])
+        for value, name in ((from_uuid, "from_uuid"), (target_uuid, "target_uuid"), (group_id, "group_id"),
+                            (client_type, "client_type")):
+            if bad := _bad_id(value, name, required=False):
+                return bad
+        if bad := self.check_payload(payload) or self.check_rate(caller):
+            return bad
+        routing = choose_routing(target_uuid, group_id, client_type)
+        try:
+            recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
+        except RegistryError as exc:
+            return error(exc.status, str(exc), routing=routing.wire())
+        job_id = payload.get("job_id") if isinstance(payload.get("job_id"), str) else None
+        if job_id and payload.get("message_type") not in ("job_update", "cancel_job") and payload.get("kind") != "job_update":
+            try:
+                self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
+                                 command=payload.get("command") or payload.get("message_type"))
+            except JobError as exc:
+                return error(exc.status, str(exc))
+        return self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid, job_id=job_id)
+
+    def deliver(self, user_id: str, recipients: list[ClientEntry], routing: Routing, payload: dict[str, Any],
+                prio: Priority, *, from_uuid: str | None, job_id: str | None,
+                message_id: str | None = None) -> dict[str, Any]:
+        """Stamp one record per recipient and put it in that recipient's outbox."""
+        base = BusRecord(user_id=user_id, from_uuid=from_uuid, routing=routing, payload=payload, job_id=job_id,
+                         message_id=message_id or new_id("msg"), priority=int(prio)).wire()
+        delivery: dict[str, str] = {}
+        for entry in recipients:
+            delivery[entry.uuid] = self._put(entry, prio, dict(base, target_uuid=entry.uuid))
+        states = set(delivery.values())
+        if not recipients:
+            status = "no_recipients"
+        elif states <= {"sent", "filtered"}:
+            status = "sent"
+        elif states == {"queued"}:
+            status = "queued"
+        elif "outbox_full" in states and len(recipients) == 1:
+            return error("outbox_full", f"the outbox of {recipients[0].uuid} is full; nothing was queued",
+                         message_id=base["message_id"], routing=routing.wire())
+        else:
+            status = "partial" if "outbox_full" in states else "sent"
+        return {"status": status, "message_id": base["message_id"], "routing": routing.wire(),
+                "recipients": list(delivery), "delivery": delivery, "priority": prio.level}
+
+    def _put(self, entry: ClientEntry, prio: Priority, data: dict[str, Any]) -> str:
+        try:
+            if entry.online:
+                if prio > session_level(entry.session):
+                    return "filtered"
+                entry.outbox.put(prio, data)
+                return "sent"
+            entry.outbox.put(prio, data, bound=self.settings.offline_max_records)
+            return "queued"
+        except OutboxFull:
+            return "outbox_full"
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def job_update(self, caller: Caller, *, job_id: str, status: str, result: Any = None, error_text: str = "",
+                   progress: float | None = None, message: str | None = None,
+                   from_uuid: str | None = None) -> dict[str, Any]:
+        if bad := _bad_id(job_id, "job_id") or _bad_id(from_uuid, "from_uuid", required=False):
+            return bad
+        try:
+            update = JobUpdate(job_id=job_id, status=status, result=result, error=error_text or "",
+                               progress=progress, message=message, from_uuid=from_uuid)
+        except ValidationError as exc:
+            return error("invalid_arguments", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                                        for e in exc.errors()))
+        payload = update.model_dump(exclude_none=True)
+        if bad := self.check_payload(payload):
+            return bad
+        if self.jobs.exists_for_other(caller.user_id, job_id):
+            return error("forbidden", f"job {job_id!r} is not a job on your bus")
+        job = self.jobs.get(caller.user_id, job_id)
+        if job is not None:
+            payload.setdefault("command", job.command)
+            self.jobs.set_status(job_id, status)
+        if self.jobs.offer(job_id, payload):
+            return {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
+        if job is None:
+            # The spec's fallback, only for jobs the store never knew.
+            routing = Routing(type="broadcast")
+            recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
+            return self.deliver(caller.user_id, recipients, routing, payload, JOB_UPDATE_PRIORITY,
+                                from_uuid=from_uuid, job_id=job_id)
+        if not job.originator_uuid:
+            return {"status": "dropped", "message": "the job's caller is no longer waiting for it"}
+        routing = Routing(type="direct", target_uuid=job.originator_uuid)
+        entry = self.registry.get(caller.user_id, job.originator_uuid)
+        if entry is None:
+            record = BusRecord(user_id=caller.user_id, from_uuid=from_uuid, target_uuid=job.originator_uuid,
+                               routing=routing, payload=payload, job_id=job_id,
+                               priority=int(JOB_UPDATE_PRIORITY)).wire()
+            if self.registry.park(caller.user_id, job.originator_uuid, int(JOB_UPDATE_PRIORITY), record,
+                                  self.settings.offline_max_records):
+                return {"status": "queued", "routing": routing.wire(), "message_id": record["message_id"],
+                        "message": "the originator is not registered; the update waits for it"}
+            return error("outbox_full", f"too many updates wait for {job.originator_uuid}")
+        return self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY, from_uuid=from_uuid,
+                            job_id=job_id)

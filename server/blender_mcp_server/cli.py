@@ -1,0 +1,160 @@
+"""`blender-mcp-server`: serve the bus (the default), manage users and API tokens, bridge stdio clients."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .store import Store, StoreError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "public_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _store(settings: Settings) -> Store:
+    return Store(settings.data_dir / "bus.sqlite3")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import build_server
+
+    settings = _settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = _store(settings)
+    if store.user_count() == 0 and settings.demo_user:
+        store.add_user("demo", "demo")
+        print("created the demo user demo/demo (for local use only; add your own with `user add`)")
+    if not settings.is_loopback_bind() and not settings.allow_insecure_demo and store.has_demo_password():
+        print(f"refusing to listen on {settings.host}: the demo/demo user exists. Change its password "
+              "(`blender-mcp-server user passwd demo`) or delete it (`user delete demo`) first, "
+              "and put the server behind TLS (README: Production).", file=sys.stderr)
+        return 2
+    store.close()
+    server = build_server(settings)
+    url = settings.base_url
+    print(f"BlenderMCP bus on {url}/mcp   (health: {url}/health)")
+    print(f'log in: curl -s -X POST {url}/auth/login -H "content-type: application/json" '
+          "-d '{\"username\":\"demo\",\"password\":\"demo\"}'", flush=True)
+    uvicorn.run(server.app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=5)
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password:
+        return args.password
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise StoreError("passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    store = _store(_settings(args))
+    if args.action == "add":
+        store.add_user(args.name, _password(args))
+        print(f"added user {args.name}")
+    elif args.action == "passwd":
+        store.set_password(args.name, _password(args))
+        print(f"changed the password of {args.name}")
+    elif args.action == "delete":
+        if not store.delete_user(args.name):
+            raise StoreError(f"no user {args.name!r}")
+        print(f"deleted user {args.name}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .tokens import TokenService, load_or_create_secret
+
+    settings = _settings(args)
+    store = _store(settings)
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else load_or_create_secret(settings.data_dir)
+    tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
+    if args.action == "revoke":
+        if not store.revoke_api_token(args.name):
+            raise StoreError(f"no API token with id {args.name!r}")
+        print(f"revoked {args.name}")
+        return 0
+    user = store.find_user(args.name)
+    if user is None:
+        raise StoreError(f"no user {args.name!r}")
+    if args.action == "list":
+        for t in store.list_api_tokens(user.id):
+            print(f"{t['jti']}  {t['name']!r}  revoked={bool(t['revoked'])}")
+        return 0
+    issued = tokens.issue_api_token(user, args.label, int(args.days * 86400) if args.days else None)
+    print(issued.token)
+    print(f"(id {issued.jti}; revoke with `blender-mcp-server token revoke {issued.jti}`)", file=sys.stderr)
+    return 0
+
+
+def cmd_stdio(args: argparse.Namespace) -> int:
+    from .stdio_bridge import run_bridge
+
+    return run_bridge(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blender-mcp-server", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None, help="folder of the SQLite file and JWT secret")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the bus server (default)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--public-url", default=None, help="the URL clients use, e.g. behind a TLS proxy")
+    serve.set_defaults(func=cmd_serve)
+
+    user = sub.add_parser("user", parents=[common], help="manage users")
+    user.add_argument("action", choices=["add", "passwd", "delete"])
+    user.add_argument("name")
+    user.add_argument("--password", default=None, help="else prompted (keeps it out of shell history)")
+    user.set_defaults(func=cmd_user)
+
+    token = sub.add_parser("token", parents=[common], help="long-lived API tokens for desktop MCP clients")
+    token.add_argument("action", choices=["create", "list", "revoke"])
+    token.add_argument("name", help="the username (create, list) or the token id (revoke)")
+    token.add_argument("--label", default="cli token")
+    token.add_argument("--days", type=float, default=None)
+    token.set_defaults(func=cmd_token)
+
+    stdio = sub.add_parser("stdio", help="stdio bridge for clients that only speak stdio (Claude Desktop)")
+    stdio.add_argument("--server", default="http://127.0.0.1:8000")
+    stdio.add_argument("--username", default=None)
+    stdio.add_argument("--password-env", default="BLENDER_MCP_PASSWORD")
+    stdio.add_argument("--token-env", default="BLENDER_MCP_TOKEN")
+    stdio.set_defaults(func=cmd_stdio)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["serve", *(argv or [])])
+    try:
+        return int(args.func(args) or 0)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Per-target outboxes: how one record reaches one client's MCP session.
+
+Every client has its own bounded priority outbox and its own sender task, so
+a stuck or slow target only ever fills its own outbox: the caller of
+`blender_send_message` only enqueues, and no target's send waits on another's
+(DESIGN.md pitfall: a stuck subscriber blocks the sender).
+
+Delivery is at-least-once: a record whose send timed out or hit a closed
+stream goes back to the front of the outbox and is sent again once the client
+is back; receivers drop repeats by `message_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, MESSAGE_BUS_LOGGER, Priority, parse_priority
+
+log = logging.getLogger(__name__)
+_seq = itertools.count()
+
+
+class OutboxFull(Exception):
+    """The target's outbox is at its bound; the sender is told, nothing is dropped silently."""
+
+
+def session_level(session: Any) -> Priority:
+    """The level the session asked for with `logging/setLevel`; the MCP default until it did.
+
+    fastmcp keeps it on its session but only applies it to its own `ctx.log`
+    calls; bus records are sent with `send_log_message`, so the bus filters here.
+    """
+    level = getattr(session, "_minimum_logging_level", None)
+    if not level:
+        return MCP_DEFAULT_LEVEL
+    try:
+        return parse_priority(level)
+    except ValueError:
+        return MCP_DEFAULT_LEVEL
+
+
+@dataclass(order=True)
+class _Item:
+    priority: int
+    seq: int
+    enqueued: float = field(compare=False)
+    data: dict[str, Any] = field(compare=False)
+
+
+class Outbox:
+    """A priority heap of records for one client, drained by one sender task while the client is online."""
+
+    def __init__(self, uuid: str, *, max_records: int, send_timeout: float,
+                 on_stall: Callable[[str, str], None]):
+        self.uuid = uuid
+        self.max_records = max_records
+        self.send_timeout = send_timeout
+        self._on_stall = on_stall
+        self._heap: list[_Item] = []
+        self._wake = asyncio.Event()
+        self._session: Any = None
+        self._task: asyncio.Task | None = None
+        self.sent = 0
+        self.filtered = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def put(self, priority: Priority, data: dict[str, Any], *, bound: int | None = None) -> None:
+        limit = self.max_records if bound is None else min(bound, self.max_records)
+        if len(self._heap) >= limit:
+            raise OutboxFull(f"outbox of {self.uuid} holds {len(self._heap)} records (limit {limit})")
+        heapq.heappush(self._heap, _Item(int(priority), next(_seq), time.time(), data))
+        self._wake.set()
+
+    def drop_older_than(self, max_age: float) -> int:
+        cutoff = time.time() - max_age
+        keep = [i for i in self._heap if i.enqueued >= cutoff]
+        dropped = len(self._heap) - len(keep)
+        if dropped:
+            heapq.heapify(keep)
+            self._heap = keep
+        return dropped
+
+    def attach(self, session: Any) -> None:
+        """Start (or resume) sending to this session."""
+        self._session = session
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"outbox:{self.uuid}")
+        self._wake.set()
+
+    def detach(self) -> None:
+        """Stop sending; records stay queued for the next `attach`."""
+        self._session = None
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._session = None
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            if self._session is None or not self._heap:
+                self._wake.clear()
+                if self._session is None:
+                    return  # restarted by the next attach()
+                await self._wake.wait()
+                continue
+            session = self._session
+            item = heapq.heappop(self._heap)
+            level = Priority(item.priority)
+            if level > session_level(session):
+                self.filtered += 1
+                continue
+            try:
+                with anyio.fail_after(self.send_timeout):
+                    await session.send_log_message(level.level, item.data, logger=MESSAGE_BUS_LOGGER)
+                self.sent += 1
+            except (TimeoutError, anyio.ClosedResourceError, anyio.BrokenResourceError, RuntimeError) as exc:
+                heapq.heappush(self._heap, item)  # resent after the client comes back; receivers dedupe
+                reason = "send timed out" if isinstance(exc, TimeoutError) else "stream closed"
+                if self._session is session:
+                    self._session = None
+                    self._on_stall(self.uuid, reason)
+                return

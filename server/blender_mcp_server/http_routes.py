@@ -1,0 +1,117 @@
+"""Plain HTTP routes beside /mcp: login, refresh, logout, API tokens, health.
+
+These are the only unauthenticated entry points (besides /health), and they
+hand out the tokens that /mcp demands.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from . import __version__
+from .registry import Registry
+from .store import Store
+from .throttle import WindowCounter
+from .tokens import TokenError, TokenService
+
+
+def _err(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class AuthRoutes:
+    def __init__(self, store: Store, tokens: TokenService, registry: Registry, *,
+                 failures_per_user: int, failures_per_address: int):
+        self.store = store
+        self.tokens = tokens
+        self.registry = registry
+        self._user_failures = WindowCounter(failures_per_user)
+        self._address_failures = WindowCounter(failures_per_address)
+        self._started = time.time()
+
+    async def login(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
+            return _err(400, "invalid_request", 'send JSON {"username": "...", "password": "..."}')
+        username, address = body["username"], request.client.host if request.client else "?"
+        if self._user_failures.over(username) or self._address_failures.over(address):
+            return _err(429, "too_many_attempts", "too many failed logins; wait and try again",
+                        retry_after=self._user_failures.retry_after())
+        user = self.store.check_password(username, body["password"])
+        if user is None:
+            self._user_failures.hit(username)
+            self._address_failures.hit(address)
+            return _err(401, "invalid_credentials", "wrong username or password")
+        self._user_failures.reset(username)
+        return JSONResponse(self.tokens.issue_pair(user))
+
+    async def refresh(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        if body is None or not isinstance(body.get("refresh_token"), str):
+            return _err(400, "invalid_request", 'send JSON {"refresh_token": "..."}')
+        try:
+            user = self.tokens.use_refresh(body["refresh_token"])
+        except TokenError as exc:
+            return _err(401, "invalid_token", str(exc))
+        return JSONResponse(self.tokens.issue_pair(user))
+
+    async def logout(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        if body is None or not isinstance(body.get("refresh_token"), str):
+            return _err(400, "invalid_request", 'send JSON {"refresh_token": "..."}')
+        return JSONResponse({"revoked": self.tokens.revoke_refresh(body["refresh_token"])})
+
+    def _bearer_user(self, request: Request) -> int | JSONResponse:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return _err(401, "unauthorized", "send Authorization: Bearer <access token>")
+        try:
+            claims = self.tokens.verify_bearer(header[7:].strip())
+        except TokenError as exc:
+            return _err(401, "invalid_token", str(exc))
+        return int(claims["sub"])
+
+    async def api_tokens(self, request: Request) -> JSONResponse:
+        """GET: list your API tokens; POST {name, ttl_days?}: mint one (the panel's "copy config" button)."""
+        user_id = self._bearer_user(request)
+        if isinstance(user_id, JSONResponse):
+            return user_id
+        if request.method == "GET":
+            return JSONResponse({"tokens": self.store.list_api_tokens(user_id)})
+        body = await _json_body(request) or {}
+        name = body.get("name") or "api token"
+        ttl_days = body.get("ttl_days")
+        if not isinstance(name, str) or len(name) > 100 or (
+                ttl_days is not None and (not isinstance(ttl_days, int | float) or not 0 < ttl_days <= 3650)):
+            return _err(400, "invalid_request", "name: string up to 100 chars; ttl_days: 0 < days <= 3650")
+        user = self.store.get_user(user_id)
+        if user is None:
+            return _err(401, "invalid_token", "user no longer exists")
+        issued = self.tokens.issue_api_token(user, name, int(ttl_days * 86400) if ttl_days else None)
+        return JSONResponse({"token": issued.token, "jti": issued.jti, "expires": issued.expires, "name": name})
+
+    async def revoke_api_token(self, request: Request) -> JSONResponse:
+        user_id = self._bearer_user(request)
+        if isinstance(user_id, JSONResponse):
+            return user_id
+        ok = self.store.revoke_api_token(request.path_params["jti"], user_id)
+        self.tokens.forget()
+        return JSONResponse({"revoked": ok}, status_code=200 if ok else 404)
+
+    async def health(self, request: Request) -> JSONResponse:
+        entries = self.registry.all_entries()
+        return JSONResponse({"status": "ok", "version": __version__, "uptime": round(time.time() - self._started, 1),
+                             "clients": len(entries), "online": sum(e.online for e in entries)})

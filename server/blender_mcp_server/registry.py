@@ -1,0 +1,204 @@
+"""Who is on each user's bus: clients, the MCP session each is bound to, and whether it can receive.
+
+A client is *online* while it is bound to a session whose standing GET stream
+is open (the stream is what carries bus records; a record sent while it is
+closed is silently dropped by the transport). The stream's open and close are
+observed by `StreamWatch` (an ASGI middleware, see app.py), so a client killed
+with -9 is noticed when its socket closes, not 30 minutes later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .forwarder import Outbox
+
+log = logging.getLogger(__name__)
+
+
+class RegistryError(Exception):
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ClientEntry:
+    uuid: str
+    user_id: str
+    client_type: str
+    is_persistent: bool
+    capabilities: list[str]
+    group_id: str | None
+    label: str | None
+    outbox: Outbox
+    session: Any = None
+    session_id: str | None = None
+    online: bool = False
+    offline_reason: str | None = None
+    registered_at: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+    offline_since: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"uuid": self.uuid, "client_type": self.client_type, "group_id": self.group_id,
+                "capabilities": list(self.capabilities), "label": self.label, "online": self.online,
+                "last_seen": self.last_seen, "is_persistent": self.is_persistent,
+                "queued": len(self.outbox)}
+
+
+class Registry:
+    def __init__(self, *, max_clients_per_user: int, outbox_max: int, send_timeout: float,
+                 ephemeral_grace: float = 3.0):
+        self.max_clients_per_user = max_clients_per_user
+        self.outbox_max = outbox_max
+        self.send_timeout = send_timeout
+        self.ephemeral_grace = ephemeral_grace
+        self._by_user: dict[str, dict[str, ClientEntry]] = {}
+        self._owner: dict[str, str] = {}
+        self._by_session: dict[str, set[str]] = {}
+        self._open_streams: dict[str, int] = {}
+        self._parked: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+
+    # -- streams (fed by StreamWatch) -----------------------------------------------------------------
+    def stream_opened(self, session_id: str) -> None:
+        self._open_streams[session_id] = self._open_streams.get(session_id, 0) + 1
+        for entry in self._entries_of_session(session_id):
+            self._set_online(entry)
+
+    def stream_closed(self, session_id: str) -> None:
+        left = self._open_streams.get(session_id, 0) - 1
+        if left > 0:
+            self._open_streams[session_id] = left
+            return
+        self._open_streams.pop(session_id, None)
+        for entry in self._entries_of_session(session_id):
+            self.mark_offline(entry, "stream closed")
+
+    def stream_open(self, session_id: str | None) -> bool:
+        return bool(session_id) and self._open_streams.get(session_id or "", 0) > 0
+
+    # -- clients --------------------------------------------------------------------------------------
+    def register(self, user_id: str, *, client_uuid: str, client_type: str, is_persistent: bool,
+                 capabilities: list[str], group_id: str | None, label: str | None,
+                 session: Any, session_id: str) -> tuple[ClientEntry, bool]:
+        """Bind `client_uuid` to this session; returns the entry and whether it took over an older binding."""
+        owner = self._owner.get(client_uuid)
+        if owner is not None and owner != user_id:
+            raise RegistryError("uuid_taken", f"client_uuid {client_uuid!r} belongs to another user's bus")
+        clients = self._by_user.setdefault(user_id, {})
+        entry = clients.get(client_uuid)
+        if entry is None and len(clients) >= self.max_clients_per_user:
+            raise RegistryError("too_many_clients",
+                                f"your bus already has {len(clients)} clients (limit {self.max_clients_per_user})")
+        took_over = False
+        if entry is None:
+            entry = ClientEntry(client_uuid, user_id, client_type, is_persistent, capabilities, group_id, label,
+                                Outbox(client_uuid, max_records=self.outbox_max, send_timeout=self.send_timeout,
+                                       on_stall=self._on_stall))
+            clients[client_uuid] = entry
+            self._owner[client_uuid] = user_id
+        else:
+            took_over = entry.session_id is not None and entry.session_id != session_id
+            self._unbind(entry)
+            entry.client_type, entry.is_persistent, entry.capabilities = client_type, is_persistent, capabilities
+            entry.group_id, entry.label = group_id, label
+        entry.session, entry.session_id = session, session_id
+        self._by_session.setdefault(session_id, set()).add(client_uuid)
+        for priority, data in self._parked.pop((user_id, client_uuid), []):
+            entry.outbox.put(priority, data)
+        if self.stream_open(session_id):
+            self._set_online(entry)
+        else:
+            # The client registered before its GET stream opened: it goes online when StreamWatch sees it.
+            self.mark_offline(entry, "waiting for the client's event stream")
+        return entry, took_over
+
+    def unregister(self, user_id: str, client_uuid: str) -> ClientEntry | None:
+        entry = self._by_user.get(user_id, {}).pop(client_uuid, None)
+        if entry is None:
+            return None
+        self._owner.pop(client_uuid, None)
+        self._unbind(entry)
+        entry.online = False
+        asyncio.get_running_loop().create_task(entry.outbox.close())
+        return entry
+
+    def get(self, user_id: str, client_uuid: str) -> ClientEntry | None:
+        return self._by_user.get(user_id, {}).get(client_uuid)
+
+    def clients(self, user_id: str) -> list[ClientEntry]:
+        return list(self._by_user.get(user_id, {}).values())
+
+    def all_entries(self) -> list[ClientEntry]:
+        return [e for clients in self._by_user.values() for e in clients.values()]
+
+    def touch(self, entry: ClientEntry) -> None:
+        entry.last_seen = time.time()
+
+    def park(self, user_id: str, client_uuid: str, priority: int, data: dict[str, Any], limit: int) -> bool:
+        """Hold a record for a uuid that is not registered (yet): a job's originator after a restart."""
+        parked = self._parked.setdefault((user_id, client_uuid), [])
+        if len(parked) >= limit:
+            return False
+        parked.append((priority, data))
+        return True
+
+    # -- state changes --------------------------------------------------------------------------------
+    def mark_offline(self, entry: ClientEntry, reason: str) -> None:
+        if entry.online or entry.offline_since is None:
+            entry.offline_since = time.time()
+        entry.online = False
+        entry.offline_reason = reason
+        entry.outbox.detach()
+
+    def _set_online(self, entry: ClientEntry) -> None:
+        entry.online = True
+        entry.offline_reason = None
+        entry.offline_since = None
+        entry.last_seen = time.time()
+        entry.outbox.attach(entry.session)
+
+    def _on_stall(self, client_uuid: str, reason: str) -> None:
+        user_id = self._owner.get(client_uuid)
+        entry = self.get(user_id, client_uuid) if user_id else None
+        if entry is not None:
+            log.warning("client %s is offline: %s", client_uuid, reason)
+            self.mark_offline(entry, reason)
+
+    def _unbind(self, entry: ClientEntry) -> None:
+        if entry.session_id is not None:
+            uuids = self._by_session.get(entry.session_id)
+            if uuids is not None:
+                uuids.discard(entry.uuid)
+                if not uuids:
+                    self._by_session.pop(entry.session_id, None)
+        entry.session, entry.session_id = None, None
+        entry.outbox.detach()
+
+    def _entries_of_session(self, session_id: str) -> list[ClientEntry]:
+        out = []
+        for uuid in list(self._by_session.get(session_id, ())):
+            user_id = self._owner.get(uuid)
+            entry = self.get(user_id, uuid) if user_id else None
+            if entry is not None:
+                out.append(entry)
+        return out
+
+    def sweep(self, *, offline_max_age: float) -> list[ClientEntry]:
+        """Remove ephemeral clients that stayed offline past the grace period; age out stored records."""
+        now = time.time()
+        removed = []
+        for entry in self.all_entries():
+            if entry.online:
+                continue
+            if not entry.is_persistent and entry.offline_since and now - entry.offline_since > self.ephemeral_grace:
+                self.unregister(entry.user_id, entry.uuid)
+                removed.append(entry)
+            elif len(entry.outbox):
+                entry.outbox.drop_older_than(offline_max_age)
+        return removed

@@ -1,0 +1,43 @@
+"""ASGI middleware that tells the registry when a session's standing GET stream opens and closes.
+
+The transport silently drops records for a session without an open GET
+stream, so "online" must mean "stream open". Watching the HTTP exchange
+itself needs no private attributes of the MCP SDK, and a killed client is
+noticed as soon as its socket closes.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .registry import Registry
+
+
+class StreamWatch:
+    def __init__(self, app: ASGIApp, registry: Registry, path: str = "/mcp"):
+        self.app = app
+        self.registry = registry
+        self.path = path.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        session_id = next((v.decode() for k, v in scope["headers"] if k == b"mcp-session-id"), None)
+        if not session_id:
+            await self.app(scope, receive, send)
+            return
+        opened = False
+
+        async def watch(message: Message) -> None:
+            nonlocal opened
+            if message["type"] == "http.response.start" and message["status"] == 200 and not opened:
+                opened = True
+                self.registry.stream_opened(session_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            if opened:
+                self.registry.stream_closed(session_id)

@@ -1,0 +1,151 @@
+"""HS256 JWTs: access, refresh and long-lived API tokens, and the verifier fastmcp runs on every /mcp call.
+
+Refresh tokens carry their own audience *and* `typ`, so the stock idea of
+"any token signed with our key is a bearer token" cannot let one through
+(DESIGN.md pitfall). API tokens are access tokens with a stored `jti`, so
+they can be revoked.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from fastmcp.server.auth import AccessToken, TokenVerifier
+
+from .store import Store, User
+
+ISSUER = "blender-mcp-bus"
+ACCESS_AUDIENCE = "blender-mcp"
+REFRESH_AUDIENCE = "blender-mcp-refresh"
+ALGORITHM = "HS256"
+_BEARER_TYPES = ("access", "api")
+_CACHE_SECONDS = 2.0  # how long a user/API-token lookup is trusted; revocation takes effect within this
+
+
+class TokenError(Exception):
+    """A token that must not be accepted; the message is safe to show the caller."""
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret
+
+
+@dataclass(frozen=True)
+class Issued:
+    token: str
+    jti: str
+    expires: float
+
+
+class TokenService:
+    def __init__(self, store: Store, secret: str, access_ttl: int, refresh_ttl: int, api_ttl: int):
+        self._store = store
+        self._secret = secret
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self.api_ttl = api_ttl
+        self._user_cache: dict[int, tuple[float, bool]] = {}
+        self._api_cache: dict[str, tuple[float, bool]] = {}
+
+    def _mint(self, user: User, typ: str, audience: str, ttl: int) -> Issued:
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        claims = {"iss": ISSUER, "aud": audience, "sub": str(user.id), "username": user.username,
+                  "typ": typ, "iat": now, "exp": now + ttl, "jti": jti}
+        return Issued(jwt.encode(claims, self._secret, algorithm=ALGORITHM), jti, float(now + ttl))
+
+    def issue_pair(self, user: User) -> dict[str, Any]:
+        """The `/auth/login` and `/auth/refresh` answer (spec: write-your-own-llm-client, stage 1)."""
+        access = self._mint(user, "access", ACCESS_AUDIENCE, self.access_ttl)
+        refresh = self._mint(user, "refresh", REFRESH_AUDIENCE, self.refresh_ttl)
+        self._store.add_refresh(refresh.jti, user.id, refresh.expires)
+        return {"access_token": access.token, "refresh_token": refresh.token, "token_type": "bearer",
+                "expires_in": self.access_ttl, "user": {"id": user.id, "username": user.username}}
+
+    def issue_api_token(self, user: User, name: str, ttl: int | None = None) -> Issued:
+        issued = self._mint(user, "api", ACCESS_AUDIENCE, ttl or self.api_ttl)
+        self._store.add_api_token(issued.jti, user.id, name, issued.expires)
+        return issued
+
+    def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
+                              options={"require": ["exp", "sub", "typ", "jti", "aud", "iss"]})
+        except jwt.ExpiredSignatureError:
+            raise TokenError("token expired") from None
+        except jwt.InvalidTokenError:
+            raise TokenError("invalid token") from None
+
+    def verify_bearer(self, token: str) -> dict[str, Any]:
+        claims = self._decode(token, ACCESS_AUDIENCE)
+        if claims.get("typ") not in _BEARER_TYPES:
+            raise TokenError("not an access token")
+        if not self._cached(self._user_cache, int(claims["sub"]),
+                            lambda uid: self._store.get_user(uid) is not None):
+            raise TokenError("user no longer exists")
+        if claims["typ"] == "api" and not self._cached(self._api_cache, claims["jti"], self._store.api_token_live):
+            raise TokenError("API token revoked")
+        return claims
+
+    def use_refresh(self, token: str) -> User:
+        claims = self._decode(token, REFRESH_AUDIENCE)
+        if claims.get("typ") != "refresh":
+            raise TokenError("not a refresh token")
+        user_id = self._store.use_refresh(claims["jti"])
+        user = self._store.get_user(user_id) if user_id is not None else None
+        if user is None:
+            raise TokenError("refresh token revoked or unknown")
+        return user
+
+    def revoke_refresh(self, token: str) -> bool:
+        try:
+            claims = self._decode(token, REFRESH_AUDIENCE)
+        except TokenError:
+            return False
+        return self._store.revoke_refresh(claims["jti"])
+
+    def forget(self) -> None:
+        """Drop cached lookups, e.g. after this process revoked a token or deleted a user."""
+        self._user_cache.clear()
+        self._api_cache.clear()
+
+    @staticmethod
+    def _cached(cache: dict, key: Any, lookup) -> bool:
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        ok = bool(lookup(key))
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (now + _CACHE_SECONDS, ok)
+        return ok
+
+
+class BusTokenVerifier(TokenVerifier):
+    """fastmcp's hook: every /mcp request passes through here, or gets 401."""
+
+    def __init__(self, tokens: TokenService):
+        super().__init__()
+        self._tokens = tokens
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            claims = self._tokens.verify_bearer(token)
+        except TokenError:
+            return None
+        return AccessToken(token=token, client_id=claims["username"], scopes=[], expires_at=int(claims["exp"]),
+                           claims=claims)

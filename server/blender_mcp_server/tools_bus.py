@@ -1,0 +1,80 @@
+"""The bus tools (spec: bus tools), thin wrappers that hand the authenticated caller to `Bus`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastmcp import Context, FastMCP
+from pydantic import Field
+
+from .bus import Bus
+from .context import caller_of
+
+
+def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
+    @mcp.tool(name="blender_register_client")
+    async def register_client(
+        client_uuid: str,
+        client_type: Annotated[str, Field(description='"blender", "llm", or your own kind')],
+        ctx: Context,
+        is_persistent: bool = False,
+        capabilities: list[str] | None = None,
+        group_id: str | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """Join your bus as `client_uuid`, bound to this MCP session.
+
+        Call set_logging_level("debug") first, or records below "warning" (dispatches, job updates)
+        will not reach you. Persistent clients stay listed (offline) when their session ends and
+        receive what was queued for them when they register again; ephemeral ones disappear.
+        """
+        return bus.register(caller_of(ctx), client_uuid=client_uuid, client_type=client_type,
+                            is_persistent=is_persistent, capabilities=capabilities, group_id=group_id, label=label)
+
+    @mcp.tool(name="blender_unregister_client")
+    async def unregister_client(client_uuid: str, ctx: Context) -> dict[str, Any]:
+        """Leave your bus."""
+        return bus.unregister(caller_of(ctx), client_uuid)
+
+    @mcp.tool(name="blender_list_available_clients")
+    async def list_available_clients(ctx: Context) -> dict[str, Any]:
+        """The clients on your bus: {"persistent": [...], "ephemeral": [...]}, each with uuid, client_type,
+        group_id, capabilities, label, online and last_seen."""
+        return bus.list_clients(caller_of(ctx))
+
+    @mcp.tool(name="blender_send_message")
+    async def send_message(
+        payload: dict[str, Any],
+        ctx: Context,
+        from_uuid: str | None = None,
+        target_uuid: str | None = None,
+        group_id: str | None = None,
+        client_type: str | None = None,
+        priority: Annotated[str | int, Field(description="emergency|alert|critical|error|warning|notice|info|debug or 0-7")] = "info",
+    ) -> dict[str, Any]:
+        """Send a message on your bus. Routing: target_uuid > group_id > client_type > broadcast
+        (the first set wins; broadcast alone excludes from_uuid). A payload with a job_id makes
+        from_uuid that job's originator, so blender_job_update replies go back to it."""
+        return bus.send(caller_of(ctx), payload=payload, from_uuid=from_uuid, target_uuid=target_uuid,
+                        group_id=group_id, client_type=client_type, priority=priority)
+
+    @mcp.tool(name="blender_job_update")
+    async def job_update(
+        job_id: str,
+        status: Annotated[str, Field(description="queued|running|completed|error|cancelled")],
+        ctx: Context,
+        result: Any = None,
+        error: str = "",
+        progress: Annotated[float | None, Field(description="0.0-1.0")] = None,
+        message: str | None = None,
+        from_uuid: str | None = None,
+    ) -> dict[str, Any]:
+        """Report a job's state; routed direct to the job's originator at "notice"
+        (broadcast on your bus if the server never knew the job)."""
+        return bus.job_update(caller_of(ctx), job_id=job_id, status=status, result=result, error_text=error,
+                              progress=progress, message=message, from_uuid=from_uuid)
+
+    @mcp.tool(name="blender_heartbeat")
+    async def heartbeat(client_uuid: str, ctx: Context) -> dict[str, Any]:
+        """Tell the bus this client is alive; answers whether the server sees its event stream open."""
+        return bus.heartbeat(caller_of(ctx), client_uuid)
