@@ -116,6 +116,10 @@ class Collector:
         return self.records
 
 
+async def _quiet(_message: Any) -> None:
+    """Bus records are collected by the message handler; skip fastmcp's default log line per record."""
+
+
 @asynccontextmanager
 async def bus_client(base: str, *, token: str | None = None, username: str = "demo", password: str = "demo",
                      uuid: str | None = None, client_type: str = "llm", persistent: bool = False,
@@ -124,7 +128,7 @@ async def bus_client(base: str, *, token: str | None = None, username: str = "de
     token = token or login(base, username, password)["access_token"]
     collector = Collector()
     transport = StreamableHttpTransport(url=f"{base}/mcp", headers={"Authorization": f"Bearer {token}"})
-    async with Client(transport, message_handler=collector, timeout=30) as client:
+    async with Client(transport, message_handler=collector, log_handler=_quiet, timeout=30) as client:
         if level:
             await client.set_logging_level(level)
         client.collector = collector  # type: ignore[attr-defined]

@@ -1,0 +1,70 @@
+"""Faults with real processes: a client killed with -9, a frozen subscriber that stops reading its stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
+
+pytestmark = pytest.mark.anyio
+
+
+async def spawn_subscriber(base: str, uuid: str, group: str | None = None) -> asyncio.subprocess.Process:
+    args = [sys.executable, str(ROOT / "tests/spec_clients/subscriber.py"), base, uuid] + ([group] if group else [])
+    proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert line.strip() == b"ready"
+    return proc
+
+
+async def test_killed_client_is_noticed_quickly(server):
+    async with bus_client(server.url, uuid="k9-watch") as watch:
+        proc = await spawn_subscriber(server.url, "k9-victim")
+        await wait_online(watch, "k9-victim")
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        started = time.monotonic()
+        while True:
+            listing = tool_json(await watch.call_tool("blender_list_available_clients", {}))
+            if "k9-victim" not in [c["uuid"] for c in listing["ephemeral"]]:
+                break
+            assert time.monotonic() - started < 15, "a killed client must leave the bus within 15 s"
+            await asyncio.sleep(0.2)
+        res = await send(watch, target_uuid="k9-victim", from_uuid="k9-watch", payload={})
+        assert res["error"] == "unknown_target"
+
+
+async def test_frozen_subscriber_never_slows_the_sender_or_its_peers(server):
+    """A SIGSTOPped subscriber stops reading its stream; group sends must keep flowing to the healthy peer."""
+    async with (bus_client(server.url, uuid="st-sender") as sender,
+                bus_client(server.url, uuid="st-healthy", client_type="blender", group_id="st-group") as healthy):
+        stuck = await spawn_subscriber(server.url, "st-stuck", "st-group")
+        try:
+            await wait_online(sender, "st-stuck")
+            os.kill(stuck.pid, signal.SIGSTOP)
+            blob = "x" * 32_000
+            slowest = 0.0
+            for n in range(400):
+                t0 = time.monotonic()
+                res = await send(sender, group_id="st-group", from_uuid="st-sender", payload={"n": n, "blob": blob})
+                slowest = max(slowest, time.monotonic() - t0)
+                assert res["status"] in ("sent", "partial"), res
+            records = await healthy.collector.wait_for(400, timeout=60)
+            assert [r["payload"]["n"] for r in records] == list(range(400))
+            assert slowest < 2.0, f"a send took {slowest:.2f} s"
+            # the stuck one is detected (send timeout or ping): offline, and being ephemeral, removed
+            deadline = time.monotonic() + 20
+            while any(c["uuid"] == "st-stuck" and c["online"] for c in
+                      tool_json(await sender.call_tool("blender_list_available_clients", {}))["ephemeral"]):
+                assert time.monotonic() < deadline, "the frozen subscriber was never marked offline"
+                await asyncio.sleep(0.2)
+        finally:
+            os.kill(stuck.pid, signal.SIGKILL)
+            await stuck.wait()
