@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import platform as host_platform
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +30,8 @@ import sys
 import tomllib
 import zipfile
 from pathlib import Path
+
+from blender_mcp_addon.platform_tag import blender_platform
 
 ROOT = Path(__file__).resolve().parent
 ADDON = ROOT / "blender_mcp_addon"
@@ -50,16 +52,11 @@ PLATFORMS: dict[str, tuple[str, list[str]]] = {
                                                "manylinux2014_aarch64"]),
     "windows-x64": ("x86_64-pc-windows-msvc", ["win_amd64"]),
     "macos-arm64": ("aarch64-apple-darwin", ["macosx_11_0_arm64"]),
-    "macos-x64": ("x86_64-apple-darwin", ["macosx_10_13_x86_64"]),
+    "macos-x64": ("x86_64-apple-darwin", ["macosx_11_0_x86_64"]),
 }
+# Blender 4.2 runs on macOS 11.0+; uv and pip must both resolve for that, not for their own newer default.
+MACOS_TARGET = "11.0"
 DEFAULT_SET = ["linux-x64", "windows-x64", "macos-arm64", "macos-x64"]
-
-
-def this_platform() -> str:
-    system = {"darwin": "macos"}.get(sys.platform, "windows" if sys.platform == "win32" else "linux")
-    machine = host_platform.machine().lower()
-    arch = "arm64" if machine in ("arm64", "aarch64") else "x64"
-    return f"{system}-{arch}"
 
 
 def normalise(name: str) -> str:
@@ -80,12 +77,13 @@ def run(cmd: list[str], quiet: bool, **kw) -> subprocess.CompletedProcess:
 def resolve(plat: str, refresh: bool, quiet: bool) -> list[str]:
     """Exact pins for one platform, cached in build/ until the requirement changes."""
     uv_platform, _ = PLATFORMS[plat]
-    key = hashlib.sha1(f"{REQUIREMENT}|{PYTHON_VERSION}|{uv_platform}".encode()).hexdigest()[:10]
+    key = hashlib.sha1(f"{REQUIREMENT}|{PYTHON_VERSION}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
     cache = BUILD / f"pins-{plat}-{key}.txt"
     if refresh or not cache.exists():
         out = run([sys.executable, "-m", "uv", "pip", "compile", "-", "--python-platform", uv_platform,
                    "--python-version", PYTHON_VERSION, "--only-binary", ":all:", "--no-header", "--no-annotate",
-                   "--quiet"], quiet=True, input=REQUIREMENT + "\n").stdout
+                   "--quiet"], quiet=True, input=REQUIREMENT + "\n",
+                  env={**os.environ, "MACOSX_DEPLOYMENT_TARGET": MACOS_TARGET}).stdout
         BUILD.mkdir(exist_ok=True)
         cache.write_text(out)
     pins = []
@@ -180,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh", action="store_true", help="resolve the dependencies again")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    targets = DEFAULT_SET if args.all else (args.platforms or [this_platform()])
+    targets = DEFAULT_SET if args.all else (args.platforms or [blender_platform()])
     for plat in targets:
         build(plat, args.refresh, args.quiet)
     return 0

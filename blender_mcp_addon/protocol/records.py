@@ -104,6 +104,7 @@ class JobUpdate(_Payload):
     error: str = ""
     progress: float | None = Field(default=None, ge=0.0, le=1.0)
     message: str | None = None
+    details: dict[str, Any] | None = None
     command: str | None = None
     from_uuid: str | None = None
 

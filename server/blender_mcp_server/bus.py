@@ -247,12 +247,13 @@ class Bus:
     # -- jobs -----------------------------------------------------------------------------------------
     def job_update(self, caller: Caller, *, job_id: str, status: str, result: Any = None, error_text: str = "",
                    progress: float | None = None, message: str | None = None,
-                   from_uuid: str | None = None) -> dict[str, Any]:
+                   details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
         if bad := _bad_id(job_id, "job_id") or _bad_id(from_uuid, "from_uuid", required=False):
             return bad
         try:
             update = JobUpdate(job_id=job_id, status=status, result=result, error=error_text or "",
-                               progress=progress, message=message, from_uuid=from_uuid)
+                               progress=progress, message=message, details=details,
+                               from_uuid=from_uuid)
         except ValidationError as exc:
             return error("invalid_arguments", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                         for e in exc.errors()))

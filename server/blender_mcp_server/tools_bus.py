@@ -67,12 +67,14 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
         error: str = "",
         progress: Annotated[float | None, Field(description="0.0-1.0")] = None,
         message: str | None = None,
+        details: dict[str, Any] | None = None,
         from_uuid: str | None = None,
     ) -> dict[str, Any]:
         """Report a job's state; routed direct to the job's originator at "notice"
         (broadcast on your bus if the server never knew the job)."""
         return bus.job_update(caller_of(ctx), job_id=job_id, status=status, result=result, error_text=error,
-                              progress=progress, message=message, from_uuid=from_uuid)
+                              progress=progress, message=message, details=details,
+                              from_uuid=from_uuid)
 
     @mcp.tool(name="blender_heartbeat")
     async def heartbeat(client_uuid: str, ctx: Context) -> dict[str, Any]:

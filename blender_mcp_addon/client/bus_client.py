@@ -1,0 +1,311 @@
+"""The embedded bus client: one thread, one asyncio loop, one fastmcp Client at a time.
+
+Network and parsing live here, never on Blender's main thread. Records for
+this client are handed to `on_record` (which queues them on the pump) without
+awaiting anything: mcp 1.x runs the message handler inline, so a handler
+that awaited a tool call would deadlock the client (DESIGN.md).
+
+Job updates go through `job_update()`, a thread-safe queue that survives
+reconnects: an update made while the server is away is sent on the next session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol import priority_from_level
+from .auth import AuthError, TokenKeeper
+from .records import bus_record_of
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 3.0
+READ_TIMEOUT = 45.0  # above the server's 15 s keep-alives, or the GET stream dies silently (DESIGN.md)
+
+
+@dataclass
+class ClientConfig:
+    server_url: str
+    client_uuid: str
+    client_type: str = "blender"
+    is_persistent: bool = True
+    label: str | None = None
+    group_id: str | None = None
+    capabilities: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConnectionState:
+    """What the panel shows. `status`: disconnected, connecting, connected, reconnecting, error."""
+
+    status: str = "disconnected"
+    reason: str = ""
+    retry_at: float | None = None
+    since: float = field(default_factory=time.time)
+    clients: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.status == "reconnecting" and self.retry_at:
+            wait = max(0, round(self.retry_at - time.time()))
+            return f"reconnecting in {wait} s" + (f" ({self.reason})" if self.reason else "")
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+
+class _Reconnect(Exception):
+    pass
+
+
+class _Fatal(Exception):
+    """Stop trying: the same attempt would fail again (refused credentials, uuid owned by someone else)."""
+
+
+class BusClient:
+    def __init__(self, config: ClientConfig, keeper: TokenKeeper, *,
+                 on_record: Callable[[int, dict[str, Any], str], None],
+                 on_cancel: Callable[[str], None] | None = None,
+                 on_state: Callable[[ConnectionState], None] | None = None):
+        self.config = config
+        self.keeper = keeper
+        self._on_record = on_record
+        self._on_cancel = on_cancel
+        self._on_state = on_state
+        self.state = ConnectionState()
+        self._updates: collections.deque[dict[str, Any]] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._kick: asyncio.Event | None = None
+        self._client: Any = None
+        self.received = 0
+
+    # -- public, any thread ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, args=(ready,), name="blender-mcp-bus", daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Unregister and disconnect; returns when the thread has ended or `timeout` passed."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def job_update(self, job_id: str, status: str, result: Any = None, error: str = "",
+                   progress: float | None = None, message: str | None = None,
+                   details: dict[str, Any] | None = None) -> None:
+        update = {"job_id": job_id, "status": status, "result": result, "error": error or "",
+                  "from_uuid": self.config.client_uuid}
+        if progress is not None:
+            update["progress"] = max(0.0, min(1.0, float(progress)))
+        if message:
+            update["message"] = message
+        if details:
+            update["details"] = details
+        self._updates.append(update)
+        self._poke()
+
+    def pending_updates(self) -> int:
+        return len(self._updates)
+
+    def call(self, tool: str, args: dict[str, Any], timeout: float = 10.0) -> Any:
+        """Call a tool from another thread (the UI); raises if not connected or on timeout."""
+        loop, client = self._loop, self._client
+        if loop is None or client is None:
+            raise RuntimeError("not connected")
+        future = asyncio.run_coroutine_threadsafe(client.call_tool(tool, args, raise_on_error=False), loop)
+        result = future.result(timeout)
+        return json.loads(result.content[0].text) if result.content else None
+
+    # -- the thread -----------------------------------------------------------------------------------
+    def _poke(self) -> None:
+        loop, kick = self._loop, self._kick
+        if loop is not None and kick is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(kick.set)
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop, self._kick = asyncio.Event(), asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            self._set_state("disconnected", self.state.reason if self.state.status == "error" else "")
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+
+    def _set_state(self, status: str, reason: str = "", retry_at: float | None = None) -> None:
+        clients = self.state.clients if status == "connected" else []
+        self.state = ConnectionState(status, reason, retry_at, time.time(), clients)
+        if self._on_state:
+            try:
+                self._on_state(self.state)
+            except Exception:
+                log.exception("state callback failed")
+
+    async def _main(self) -> None:
+        assert self._stop is not None
+        delay = 0.5
+        while not self._stop.is_set():
+            self._set_state("connecting")
+            started = time.monotonic()
+            try:
+                await self._session()
+            except _Fatal as exc:
+                self._set_state("error", str(exc))
+                return
+            except AuthError as exc:
+                self._set_state("error", str(exc))
+                return
+            except Exception as exc:  # network loss, server restart, a dead stream: all mean "try again"
+                reason = _short(exc)
+                if time.monotonic() - started > 30:
+                    delay = 0.5  # the last session was healthy for a while: start backing off from scratch
+                retry = delay * random.uniform(0.8, 1.2)
+                self._set_state("reconnecting", reason, time.time() + retry)
+                log.info("bus connection lost (%s); retrying in %.1f s", reason, retry)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), retry)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 15.0)
+
+    async def _session(self) -> None:
+        from fastmcp import Client
+        from fastmcp.client.transports import StreamableHttpTransport
+
+        assert self._stop is not None
+        await self.keeper.ensure()
+        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth())
+        client = Client(transport, message_handler=self._handle, log_handler=_ignore_logs, timeout=READ_TIMEOUT,
+                        init_timeout=15)
+        async with client:
+            await client.set_logging_level("debug")
+            await self._register(client)
+            self._client = client
+            self._set_state("connected")
+            tasks = [asyncio.create_task(coro) for coro in
+                     (self._send_updates(client), self._heartbeat(client), self._refresh_tokens(),
+                      self._stop.wait())]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._client = None
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            # stop requested: deliver what is pending, then leave the bus cleanly
+            await self._flush_updates(client, deadline=time.monotonic() + 2)
+            try:
+                await asyncio.wait_for(client.call_tool("blender_unregister_client",
+                                                        {"client_uuid": self.config.client_uuid}), 3)
+            except Exception:
+                pass
+
+    async def _register(self, client: Any) -> None:
+        c = self.config
+        result = await client.call_tool("blender_register_client", {
+            "client_uuid": c.client_uuid, "client_type": c.client_type, "is_persistent": c.is_persistent,
+            "capabilities": c.capabilities, "group_id": c.group_id or None, "label": c.label or None,
+        }, raise_on_error=False)
+        answer = json.loads(result.content[0].text) if result.content else {}
+        if answer.get("status") != "registered":
+            message = answer.get("message") or str(answer)
+            if answer.get("error") in ("uuid_taken", "invalid_arguments", "too_many_clients"):
+                raise _Fatal(message)
+            raise _Reconnect(message)
+
+    async def _handle(self, message: Any) -> None:
+        """The message handler: queue and return, never await anything slow (see module docstring)."""
+        found = bus_record_of(message)
+        if found is None:
+            return
+        data, level = found
+        target = data.get("target_uuid")
+        if target and target != self.config.client_uuid:
+            return  # stamped for another client
+        self.received += 1
+        payload = data.get("payload") or {}
+        if payload.get("message_type") == "cancel_job" and self._on_cancel:
+            self._on_cancel(str(payload.get("job_id", "")))
+            return
+        self._on_record(int(priority_from_level(level, data.get("priority"))), data, level)
+
+    async def _send_updates(self, client: Any) -> None:
+        assert self._kick is not None
+        while True:
+            await self._flush_updates(client)
+            self._kick.clear()
+            if not self._updates:
+                await self._kick.wait()
+
+    async def _flush_updates(self, client: Any, deadline: float | None = None) -> None:
+        while self._updates:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            update = self._updates[0]
+            result = await client.call_tool("blender_job_update", update, raise_on_error=False)
+            self._updates.popleft()  # sent (or refused as invalid: resending would not help)
+            if result.is_error:
+                log.warning("job_update for %s refused: %s", update.get("job_id"), result.content)
+
+    async def _heartbeat(self, client: Any) -> None:
+        closed_streak = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            beat = json.loads((await client.call_tool("blender_heartbeat",
+                                                      {"client_uuid": self.config.client_uuid})).content[0].text)
+            status = beat.get("status")
+            if status == "replaced":
+                raise _Fatal("another session registered this client uuid")
+            if status == "unknown_client":
+                await self._register(client)  # the server restarted or swept us: join again
+                continue
+            closed_streak = 0 if beat.get("stream_open") else closed_streak + 1
+            if closed_streak >= 2:
+                raise _Reconnect("the server no longer sees this client's event stream")
+            try:
+                listing = json.loads((await client.call_tool("blender_list_available_clients", {})).content[0].text)
+                self.state.clients = listing.get("persistent", []) + listing.get("ephemeral", [])
+            except Exception:
+                pass
+
+    async def _refresh_tokens(self) -> None:
+        while True:
+            await asyncio.sleep(min(max(self.keeper.seconds_until_refresh(), 1.0), 3600))
+            if self.keeper.seconds_until_refresh() <= 0:
+                await self.keeper.ensure()
+
+
+async def _ignore_logs(_message: Any) -> None:
+    """Bus records are handled by the message handler; other server logs are not the artist's business."""
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "connect" in text.lower() and "refused" in text.lower() or "ConnectError" in type(exc).__name__:
+        return "server unreachable"
+    return text.splitlines()[0][:160]

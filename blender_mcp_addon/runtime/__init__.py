@@ -1,0 +1,314 @@
+"""The Blender side of the bus: records in, jobs run on the main thread, updates out.
+
+`Runtime.drain()` is the one drain function. In the GUI a `bpy.app.timers`
+function calls it; in `blender -b` and the bpy module timers never fire, so a
+blocking loop on the main thread calls it (drivers.py). It works within a
+time budget per call so the GUI never stalls on a burst of records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..client import BusClient, ClientConfig, ConnectionState, MessagePump, PumpItem, TokenKeeper
+from ..handlers import COMMANDS, Background, CommandError, Progress, load_all
+from ..handlers.code import ScriptFailed, run_script
+
+log = logging.getLogger(__name__)
+POLICIES = ("allow", "ask", "deny")
+MAX_RESULT_BYTES = 900 * 1024  # under the server's 1 MiB payload cap, with room for the envelope
+INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab"}
+
+
+@dataclass
+class Reply:
+    """A handler result with extras that ride in the update's `details` (stderr, the last value ...)."""
+
+    result: Any
+    details: dict[str, Any] | None = None
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    command: str
+    origin: str
+    status: str = "queued"
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    error: str = ""
+    progress: float | None = None
+    message: str = ""
+
+    @property
+    def duration(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+
+@dataclass
+class _Suspended:
+    record: JobRecord
+    gen: Generator[Any, Any, Any]
+    future: Future
+
+
+class Runtime:
+    def __init__(self, *, policy: str | Callable[[], str] = "allow",
+                 integration_enabled: Callable[[str], bool] | None = None):
+        self.pump = MessagePump()
+        self.client: BusClient | None = None
+        self._policy = policy
+        self._integration_enabled = integration_enabled or (lambda _name: True)
+        self.recent: deque[JobRecord] = deque(maxlen=50)
+        self.approvals: dict[str, PumpItem] = {}
+        self.messages: deque[dict[str, Any]] = deque(maxlen=50)
+        self._cancelled: set[str] = set()
+        self._suspended: dict[str, _Suspended] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blender-mcp-bg")
+        self.on_change: Callable[[], None] | None = None
+        self.dirty = True  # something the panel shows changed since the last redraw
+        load_all()
+
+    # -- connection -----------------------------------------------------------------------------------
+    @property
+    def policy(self) -> str:
+        value = self._policy() if callable(self._policy) else self._policy
+        return value if value in POLICIES else "deny"
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.client.state if self.client else ConnectionState()
+
+    def connect(self, config: ClientConfig, keeper: TokenKeeper) -> None:
+        self.disconnect()
+        self.client = BusClient(config, keeper, on_record=self._on_record, on_cancel=self._on_cancel,
+                                on_state=lambda _s: self._changed())
+        self.client.start()
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        if self.client is not None:
+            self.client.stop(timeout)
+
+    def shutdown(self, reason: str = "Blender is shutting down") -> None:
+        """End every job that has not finished with a definite status, then leave the bus."""
+        while (item := self.pump.pop()) is not None:
+            if item.job_id:
+                self._update(item.job_id, "cancelled", error=reason)
+        for job_id in list(self.approvals):
+            self.approvals.pop(job_id)
+            self._update(job_id, "cancelled", error=reason)
+        for job_id, suspended in list(self._suspended.items()):
+            self._suspended.pop(job_id)
+            suspended.gen.close()
+            self._finish(suspended.record, "cancelled", error=reason)
+        self.disconnect()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- client thread callbacks ----------------------------------------------------------------------
+    def _on_record(self, priority: int, record: dict[str, Any], level: str) -> None:
+        self.pump.push(priority, record, level)
+
+    def _on_cancel(self, job_id: str) -> None:
+        item = self.pump.remove_job(job_id)
+        if item is not None:
+            self._remember(JobRecord(job_id, _command_of(item.payload), item.record.get("from_uuid") or "?",
+                                     "cancelled", finished=time.time()))
+            self._update(job_id, "cancelled", error="cancelled before it started")
+        else:
+            self._cancelled.add(job_id)  # running or awaiting approval: checked on the main thread
+        self.pump.wake()
+
+    # -- main thread ----------------------------------------------------------------------------------
+    def drain(self, budget: float = 0.008) -> int:
+        """Run queued jobs until `budget` seconds are used; returns how many steps ran."""
+        deadline = time.perf_counter() + budget
+        steps = 0
+        for job_id in [j for j in self._cancelled if j in self.approvals]:
+            self._cancelled.discard(job_id)
+            item = self.approvals.pop(job_id)
+            self._finish(self._record_for(item), "cancelled", error="cancelled while awaiting approval")
+        for job_id, suspended in list(self._suspended.items()):
+            if suspended.future.done():
+                self._suspended.pop(job_id)
+                self._resume(suspended.record, suspended.gen, suspended.future)
+                steps += 1
+        while time.perf_counter() < deadline:
+            item = self.pump.pop()
+            if item is None:
+                break
+            self._start(item)
+            steps += 1
+        return steps
+
+    @property
+    def busy(self) -> bool:
+        return bool(len(self.pump) or self._suspended)
+
+    def _start(self, item: PumpItem) -> None:
+        payload = item.payload
+        kind = payload.get("message_type")
+        if kind not in ("job_dispatch", "command_dispatch") or not item.job_id:
+            self.messages.append(item.record)  # free-form bus traffic: shown in the panel, not run
+            self._changed()
+            return
+        record = self._record_for(item)
+        if self._needs_policy(kind, payload):
+            policy = self.policy
+            if policy == "deny":
+                self._finish(record, "error", error="code execution is disabled in Blender (policy: deny)")
+                return
+            if policy == "ask":
+                self.approvals[record.job_id] = item
+                self._update(record.job_id, "queued", message="waiting for approval in Blender")
+                self._changed()
+                return
+        self._run(item, record)
+
+    def approve(self, job_id: str) -> bool:
+        item = self.approvals.pop(job_id, None)
+        if item is None:
+            return False
+        self._run(item, self._record_for(item))
+        return True
+
+    def reject(self, job_id: str) -> bool:
+        item = self.approvals.pop(job_id, None)
+        if item is None:
+            return False
+        self._finish(self._record_for(item), "error", error="rejected by the user in Blender")
+        return True
+
+    def _needs_policy(self, kind: str, payload: dict[str, Any]) -> bool:
+        if kind == "job_dispatch":
+            return True
+        cmd = COMMANDS.get(str(payload.get("command")))
+        return bool(cmd and cmd.needs_code_policy)
+
+    def _record_for(self, item: PumpItem) -> JobRecord:
+        return JobRecord(str(item.job_id), _command_of(item.payload), item.record.get("from_uuid") or "dispatch-tool")
+
+    def _run(self, item: PumpItem, record: JobRecord) -> None:
+        payload = item.payload
+        self._remember(record)
+        record.status = "running"
+        record.started = time.time()
+        try:
+            if payload.get("message_type") == "job_dispatch":
+                out = run_script(payload.get("script", ""))
+                self._finish(record, "completed", Reply(out["stdout"], {"stderr": out["stderr"], "value": out["value"]}))
+                return
+            name = str(payload.get("command"))
+            params = payload.get("params") or {}
+            cmd = COMMANDS.get(name)
+            if cmd is None:
+                raise CommandError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+            if cmd.integration and not self._integration_enabled(cmd.integration):
+                label = INTEGRATION_NAMES.get(cmd.integration, cmd.integration)
+                raise CommandError(f"{label} is disabled in the add-on preferences; enable it there to use {name}")
+            if not isinstance(params, dict):
+                raise CommandError("params must be an object")
+            try:
+                outcome = cmd.fn(**params)
+            except TypeError as exc:
+                if "argument" in str(exc) and exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                    raise CommandError(f"bad params for {name}: {exc}") from None
+                raise
+            if cmd.is_generator:
+                self._resume(record, outcome, None)
+            else:
+                self._finish(record, "completed", outcome)
+        except ScriptFailed as exc:
+            self._finish(record, "error", Reply(exc.stdout, {"stderr": exc.stderr}), error=exc.traceback)
+        except CommandError as exc:
+            self._finish(record, "error", error=str(exc))
+        except Exception:
+            self._finish(record, "error", error=traceback.format_exc())
+
+    def _resume(self, record: JobRecord, gen: Generator[Any, Any, Any], future: Future | None) -> None:
+        """Step a generator handler until it finishes or hands work to a background thread."""
+        try:
+            if future is None:
+                step = next(gen)
+            elif future.exception() is not None:
+                step = gen.throw(future.exception())  # type: ignore[arg-type]
+            else:
+                step = gen.send(future.result())
+            while True:
+                if record.job_id in self._cancelled:
+                    gen.close()
+                    self._cancelled.discard(record.job_id)
+                    self._finish(record, "cancelled", error="cancelled while running")
+                    return
+                if isinstance(step, Progress):
+                    record.progress, record.message = step.fraction, step.message
+                    self._update(record.job_id, "running", progress=step.fraction, message=step.message)
+                    self._changed()
+                    step = next(gen)
+                elif isinstance(step, Background):
+                    fut = self._pool.submit(step.fn)
+                    fut.add_done_callback(lambda _f: self.pump.wake())
+                    self._suspended[record.job_id] = _Suspended(record, gen, fut)
+                    if step.message:
+                        record.message = step.message
+                    return
+                else:
+                    raise CommandError(f"handler yielded {type(step).__name__}, not Background or Progress")
+        except StopIteration as stop:
+            self._finish(record, "completed", stop.value)
+        except CommandError as exc:
+            self._finish(record, "error", error=str(exc))
+        except Exception:
+            self._finish(record, "error", error=traceback.format_exc())
+
+    def _finish(self, record: JobRecord, status: str, outcome: Any = None, error: str = "") -> None:
+        if record.job_id in self._cancelled and status != "cancelled":
+            status, error = "cancelled", error or "cancelled while running"
+        self._cancelled.discard(record.job_id)
+        reply = outcome if isinstance(outcome, Reply) else Reply(outcome)
+        result, details = reply.result, reply.details
+        try:
+            size = len(json.dumps({"r": result, "d": details}, default=str))
+        except (TypeError, ValueError):
+            result, size = repr(result), 0
+        if size > MAX_RESULT_BYTES:
+            status, result, details = "error", None, None
+            error = (f"the result is {size} bytes, over the bus limit of {MAX_RESULT_BYTES}: "
+                     "return less (page it) or write it to a file and return the path")
+        record.status, record.error, record.finished = status, error, time.time()
+        self._remember(record)
+        self._update(record.job_id, status, result=result, error=error, details=details)
+        self._changed()
+
+    def _update(self, job_id: str, status: str, result: Any = None, error: str = "", progress: float | None = None,
+                message: str | None = None, details: dict[str, Any] | None = None) -> None:
+        if self.client is not None:
+            self.client.job_update(job_id, status, result=result, error=error, progress=progress, message=message,
+                                   details=details)
+
+    def _remember(self, record: JobRecord) -> None:
+        if not self.recent or self.recent[-1] is not record:
+            if record in self.recent:
+                return
+            self.recent.append(record)
+
+    def _changed(self) -> None:
+        self.dirty = True
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                log.exception("on_change failed")
+
+
+def _command_of(payload: dict[str, Any]) -> str:
+    if payload.get("message_type") == "job_dispatch":
+        return "job_dispatch"
+    return str(payload.get("command") or payload.get("message_type") or "?")

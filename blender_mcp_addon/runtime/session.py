@@ -1,0 +1,65 @@
+"""The one Runtime of this Blender process, shared by the panel, the operators and the timer."""
+
+from __future__ import annotations
+
+import socket
+import uuid as uuid_mod
+from pathlib import Path
+
+from . import Runtime
+
+_runtime: Runtime | None = None
+_keeper = None  # the TokenKeeper of the logged-in user, in memory only
+
+
+def get_runtime() -> Runtime | None:
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def get_keeper():
+    return _keeper
+
+
+def set_keeper(keeper) -> None:
+    global _keeper
+    _keeper = keeper
+
+
+def addon_package() -> str:
+    """`bl_ext.user_default.blender_mcp` as an extension, `blender_mcp` as a legacy add-on."""
+    return __package__.rsplit(".", 2)[0]
+
+
+def user_folder() -> Path:
+    """A folder of this add-on's own in the Blender user folder (extension path on 4.2+)."""
+    import bpy
+
+    if hasattr(bpy.utils, "extension_path_user"):
+        try:
+            return Path(bpy.utils.extension_path_user(addon_package(), create=True))
+        except (ValueError, TypeError):
+            pass
+    path = Path(bpy.utils.user_resource("CONFIG", path="blender_mcp", create=True))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stable_uuid() -> str:
+    """This install's client uuid, made once and kept in the user folder."""
+    path = user_folder() / "client_uuid.txt"
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    value = f"blender-{uuid_mod.uuid4().hex[:12]}"
+    path.write_text(value)
+    return value
+
+
+def default_label() -> str:
+    return f"Blender on {socket.gethostname()}"

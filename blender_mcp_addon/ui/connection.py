@@ -1,0 +1,91 @@
+"""What the operators share: build a Runtime from the preferences, connect it, drive it with the timer."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..client import ClientConfig, TokenKeeper
+from ..runtime import Runtime
+from ..runtime.drivers import make_timer
+from ..runtime.session import default_label, get_keeper, get_runtime, set_keeper, set_runtime, stable_uuid
+from .preferences import get_prefs
+
+
+def _redraw_when_changed(runtime: Runtime) -> None:
+    state = runtime.state
+    key = (state.status, state.reason, len(state.clients), len(runtime.pump))
+    if not runtime.dirty and key == getattr(runtime, "_drawn_key", None):
+        return
+    runtime.dirty = False
+    runtime._drawn_key = key  # type: ignore[attr-defined]
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+_timer = make_timer(get_runtime, after=_redraw_when_changed)
+
+
+def _integration_enabled(name: str) -> bool:
+    prefs = get_prefs()
+    return bool(prefs and getattr(prefs, f"{name}_enabled", False))
+
+
+def _policy() -> str:
+    prefs = get_prefs()
+    return prefs.execution_policy if prefs else "deny"
+
+
+def ensure_runtime() -> Runtime:
+    runtime = get_runtime()
+    if runtime is None:
+        runtime = Runtime(policy=_policy, integration_enabled=_integration_enabled)
+        set_runtime(runtime)
+    if not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=0.0, persistent=True)
+    return runtime
+
+
+def keeper_from_prefs() -> TokenKeeper | None:
+    """The logged-in keeper, or one from a remembered refresh token."""
+    keeper = get_keeper()
+    prefs = get_prefs()
+    if keeper is None and prefs and prefs.refresh_token:
+        keeper = TokenKeeper(prefs.server_url, username=prefs.username, refresh_token=prefs.refresh_token)
+        set_keeper(keeper)
+    return keeper
+
+
+def config_from_prefs() -> ClientConfig:
+    prefs = get_prefs()
+    assert prefs is not None
+    if not prefs.client_uuid:
+        prefs.client_uuid = stable_uuid()
+    return ClientConfig(server_url=prefs.server_url, client_uuid=prefs.client_uuid, client_type="blender",
+                        is_persistent=True, label=prefs.label or default_label(), group_id=prefs.group_id or None,
+                        capabilities=[c.strip() for c in prefs.capabilities.split(",") if c.strip()])
+
+
+def connect() -> str | None:
+    """Connect with the current login; returns an error text, or None."""
+    keeper = keeper_from_prefs()
+    if keeper is None:
+        return "log in first"
+    ensure_runtime().connect(config_from_prefs(), keeper)
+    return None
+
+
+def disconnect() -> None:
+    runtime = get_runtime()
+    if runtime is not None:
+        runtime.disconnect()
+
+
+def teardown() -> None:
+    runtime = get_runtime()
+    if runtime is not None:
+        runtime.shutdown("the add-on was disabled")
+        set_runtime(None)
+    if bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.unregister(_timer)

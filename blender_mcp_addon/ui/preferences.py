@@ -1,0 +1,70 @@
+"""Add-on preferences. Passwords are never stored; a refresh token only when the user asks to be remembered."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..runtime.session import addon_package
+
+POLICY_ITEMS = [
+    ("allow", "Allow", "Run code that jobs send without asking"),
+    ("ask", "Ask", "Show each script in the panel's approval inbox first"),
+    ("deny", "Deny", "Refuse every code-execution job"),
+]
+
+
+class BlenderMCPPreferences(bpy.types.AddonPreferences):
+    bl_idname = addon_package()
+
+    server_url: StringProperty(name="Server URL", default="http://127.0.0.1:8000")
+    username: StringProperty(name="Username", default="demo")
+    client_uuid: StringProperty(name="Client UUID", description="Empty: this install's stable uuid")
+    label: StringProperty(name="Label", description="How other clients see this Blender (empty: host name)")
+    group_id: StringProperty(name="Group", description="e.g. render-cluster; empty for none")
+    capabilities: StringProperty(name="Capabilities", default="scene,code,render,polyhaven")
+    auto_connect: BoolProperty(name="Connect at startup", description="Needs a remembered login", default=False)
+    execution_policy: EnumProperty(name="Code execution", items=POLICY_ITEMS, default="ask")
+    remember_login: BoolProperty(name="Remember login", default=False,
+                                 description="Keep a refresh token in the preferences (never the password)")
+    refresh_token: StringProperty(name="Refresh token", subtype="PASSWORD", options={"HIDDEN"})
+
+    polyhaven_enabled: BoolProperty(name="Poly Haven", default=True)
+    polyhaven_api_url: StringProperty(name="Poly Haven API", default="https://api.polyhaven.com")
+    rodin_enabled: BoolProperty(name="Hyper3D Rodin", default=False)
+    rodin_api_url: StringProperty(name="Rodin API", default="https://hyperhuman.deemos.com/api")
+    rodin_api_key: StringProperty(name="Rodin API key", subtype="PASSWORD")
+    sketchfab_enabled: BoolProperty(name="Sketchfab", default=False)
+    sketchfab_api_url: StringProperty(name="Sketchfab API", default="https://api.sketchfab.com/v3")
+    sketchfab_api_key: StringProperty(name="Sketchfab API key", subtype="PASSWORD")
+
+    def draw(self, context):
+        layout = self.layout
+        col = layout.column(heading="Server")
+        col.prop(self, "server_url")
+        col.prop(self, "username")
+        col.prop(self, "remember_login")
+        col.prop(self, "auto_connect")
+        col = layout.column(heading="This client")
+        col.prop(self, "client_uuid")
+        col.prop(self, "label")
+        col.prop(self, "group_id")
+        col.prop(self, "capabilities")
+        col.prop(self, "execution_policy")
+        col = layout.column(heading="Integrations")
+        col.prop(self, "polyhaven_enabled")
+        col.prop(self, "polyhaven_api_url")
+        col.prop(self, "rodin_enabled")
+        col.prop(self, "rodin_api_url")
+        col.prop(self, "rodin_api_key")
+        col.prop(self, "sketchfab_enabled")
+        col.prop(self, "sketchfab_api_url")
+        col.prop(self, "sketchfab_api_key")
+
+
+def get_prefs() -> BlenderMCPPreferences | None:
+    addon = bpy.context.preferences.addons.get(addon_package())
+    return addon.preferences if addon else None  # type: ignore[return-value]
+
+
+CLASSES = (BlenderMCPPreferences,)

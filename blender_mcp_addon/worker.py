@@ -1,0 +1,102 @@
+"""The headless bus worker: `blender -b [file.blend] -c mcp_worker --server URL ...`.
+
+The same function serves the `blender-mcp-worker` console script (worker_cli.py),
+which runs it on the bpy module. Secrets can come from the environment
+(BLENDER_MCP_PASSWORD, BLENDER_MCP_TOKEN) so they stay out of `ps`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from .client import AuthError, ClientConfig, TokenKeeper
+
+log = logging.getLogger(__name__)
+
+
+def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog=prog, description="Run this Blender as a BlenderMCP bus worker.")
+    p.add_argument("--server", default=env("BLENDER_MCP_SERVER", "http://127.0.0.1:8000"))
+    p.add_argument("--username", default=env("BLENDER_MCP_USERNAME"))
+    p.add_argument("--password", default=None, help="prefer the BLENDER_MCP_PASSWORD environment variable")
+    p.add_argument("--token", default=None, help="an API token; prefer the BLENDER_MCP_TOKEN environment variable")
+    p.add_argument("--uuid", default=None, help="client uuid (default: this install's stable uuid)")
+    p.add_argument("--label", default=None)
+    p.add_argument("--group", default=None)
+    p.add_argument("--capabilities", default="scene,code,render,polyhaven",
+                   help="comma-separated, e.g. rendering,gpu")
+    p.add_argument("--policy", choices=["allow", "deny"], default="allow",
+                   help="code execution policy (a headless worker cannot ask)")
+    p.add_argument("--blend", default=None, help="a .blend file to open first")
+    p.add_argument("--log-level", default=env("BLENDER_MCP_LOG_LEVEL", "INFO"))
+    return p
+
+
+def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
+    import bpy
+
+    from .runtime import Runtime
+    from .runtime.drivers import run_headless
+    from .runtime.session import default_label, set_runtime, stable_uuid
+
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "mcp.client.streamable_http"):  # one line per request: only worth seeing when debugging
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    password = args.password or os.environ.get("BLENDER_MCP_PASSWORD")
+    token = args.token or os.environ.get("BLENDER_MCP_TOKEN")
+    if not token and not (args.username and password):
+        print("error: give --token (or BLENDER_MCP_TOKEN), or --username with BLENDER_MCP_PASSWORD", file=sys.stderr)
+        return 2
+    if args.blend:
+        bpy.ops.wm.open_mainfile(filepath=args.blend)
+    keeper = TokenKeeper(args.server, username=args.username, password=password, api_token=token)
+    if not token:
+        try:
+            keeper.login_blocking(args.username, password, remember_password=True)
+        except AuthError as exc:
+            print(f"error: login refused: {exc}", file=sys.stderr)
+            return 3
+        except Exception as exc:
+            print(f"error: cannot reach {keeper.base}: {exc}", file=sys.stderr)
+            return 4
+    config = ClientConfig(server_url=args.server, client_uuid=args.uuid or stable_uuid(), client_type="blender",
+                          is_persistent=True, label=args.label or default_label(), group_id=args.group,
+                          capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()])
+    runtime = Runtime(policy=args.policy)
+    set_runtime(runtime)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("signal %s: stopping", signum)
+        stop.set()
+        runtime.pump.wake()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    runtime.connect(config, keeper)
+    deadline = time.time() + 20
+    while runtime.state.status in ("disconnected", "connecting") and time.time() < deadline:
+        time.sleep(0.05)
+    print(f"blender-mcp worker {config.client_uuid}: {runtime.state.describe()} ({keeper.base})", flush=True)
+    try:
+        run_headless(runtime, stop)
+    finally:
+        runtime.shutdown("the worker is stopping")
+        set_runtime(None)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"blender-mcp worker {config.client_uuid}: stopped", flush=True)
+    return 0
+
+
+def cli_command(argv: list[str]) -> int:
+    """The `-c mcp_worker` command Blender 4.2+ lets an extension register."""
+    return run(argv)
