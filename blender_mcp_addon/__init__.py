@@ -22,8 +22,9 @@ _cli_handle = None
 def register() -> None:
     import bpy
 
-    from . import ui
+    from . import handlers, ui
 
+    handlers.load_all()
     ui.register()
     global _cli_handle
     if hasattr(bpy.utils, "register_cli_command"):  # Blender 4.2+

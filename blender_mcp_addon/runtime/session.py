@@ -32,7 +32,7 @@ def set_keeper(keeper) -> None:
 
 def addon_package() -> str:
     """`bl_ext.user_default.blender_mcp` as an extension, `blender_mcp` as a legacy add-on."""
-    return __package__.rsplit(".", 2)[0]
+    return __package__.rsplit(".", 1)[0]  # this module lives in <addon>.runtime
 
 
 def user_folder() -> Path:

@@ -1,0 +1,124 @@
+"""A real headless Blender worker with the installed zip, against the real server: Style B end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid as uuid_mod
+
+import pytest
+
+from tests.blender_worker import Worker
+from tests.helpers import bus_client, send, tool_json, wait_online
+
+pytestmark = [pytest.mark.blender, pytest.mark.anyio]
+
+
+@pytest.fixture(scope="module")
+def worker(server, tmp_path_factory):
+    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), "blender-it-01", "--group", "farm",
+               "--capabilities", "scene,code,rendering")
+    yield w
+    w.stop()
+
+
+async def run_job(client, target: str, script: str, priority: str = "info", timeout: float = 60) -> dict:
+    job_id = f"job-{uuid_mod.uuid4().hex[:8]}"
+    start = len(client.collector.records)
+    res = await send(client, target_uuid=target, from_uuid=client.registration["client_uuid"], priority=priority,
+                     payload={"message_type": "job_dispatch", "job_id": job_id, "script": script})
+    assert res["status"] in ("sent", "queued"), res
+    deadline = time.monotonic() + timeout
+    while True:
+        for rec in client.collector.records[start:]:
+            p = rec["payload"]
+            if p.get("kind") == "job_update" and p["job_id"] == job_id and p["status"] in ("completed", "error", "cancelled"):
+                return p
+        assert time.monotonic() < deadline, f"no final update for {job_id}"
+        await asyncio.sleep(0.02)
+
+
+async def test_worker_registers_and_runs_a_script(server, worker):
+    async with bus_client(server.url, uuid="it-llm-1") as llm:
+        entry = await wait_online(llm, "blender-it-01", timeout=90)
+        assert entry["client_type"] == "blender" and entry["is_persistent"] and entry["group_id"] == "farm"
+        assert entry["capabilities"] == ["scene", "code", "rendering"]
+        update = await run_job(llm, "blender-it-01", "import bpy\nprint(len(bpy.data.objects))")
+        assert update["status"] == "completed" and update["result"] == "3\n"  # the default scene: cube, light, camera
+        assert update["from_uuid"] == "blender-it-01"
+        update = await run_job(llm, "blender-it-01", "import bpy\nbpy.data.objects['Cube'].name")
+        assert update["details"]["value"] == "'Cube'"
+
+
+async def test_a_script_that_raises_returns_an_error_with_the_traceback(server, worker):
+    async with bus_client(server.url, uuid="it-llm-2") as llm:
+        await wait_online(llm, "blender-it-01", timeout=90)
+        update = await run_job(llm, "blender-it-01", "print('before')\nimport sys\nprint('oops', file=sys.stderr)\n1/0")
+        assert update["status"] == "error"
+        assert "ZeroDivisionError" in update["error"] and "Traceback" in update["error"]
+        assert update["result"] == "before\n" and update["details"]["stderr"] == "oops\n"
+        # the worker is still fine
+        assert (await run_job(llm, "blender-it-01", "print(2)"))["result"] == "2\n"
+
+
+async def test_jobs_leave_the_heap_in_priority_order(server, worker):
+    """Block Blender's main thread, queue six jobs, and read the order they ran in."""
+    async with bus_client(server.url, uuid="it-llm-3") as llm:
+        await wait_online(llm, "blender-it-01", timeout=90)
+        setup = "import bpy\nbpy.app.driver_namespace['order'] = []\nimport time\ntime.sleep(2.0)"
+        blocker = asyncio.create_task(run_job(llm, "blender-it-01", setup))
+        await asyncio.sleep(0.8)  # the blocker is running on the main thread now
+        sent = [("debug", "d"), ("info", "i1"), ("emergency", "e"), ("warning", "w"), ("notice", "n"), ("info", "i2")]
+        jobs = [asyncio.create_task(run_job(llm, "blender-it-01",
+                                            f"import bpy\nbpy.app.driver_namespace['order'].append('{tag}')", prio))
+                for prio, tag in sent]
+        await asyncio.sleep(0.3)
+        await blocker
+        await asyncio.gather(*jobs)
+        order = await run_job(llm, "blender-it-01", "import bpy\nprint(','.join(bpy.app.driver_namespace['order']))")
+        assert order["result"].strip() == "e,w,n,i1,i2,d"
+
+
+async def test_scene_command_dispatch(server, worker):
+    async with bus_client(server.url, uuid="it-llm-4") as llm:
+        await wait_online(llm, "blender-it-01", timeout=90)
+        await send(llm, target_uuid="blender-it-01", from_uuid="it-llm-4", payload={
+            "message_type": "command_dispatch", "job_id": "cmd-scene-1", "command": "get_scene_info",
+            "params": {"limit": 2}})
+        await send(llm, target_uuid="blender-it-01", from_uuid="it-llm-4", payload={
+            "message_type": "command_dispatch", "job_id": "cmd-bad-1", "command": "no_such_command", "params": {}})
+        records = await llm.collector.wait_for(2, timeout=30)
+        by_job = {r["payload"]["job_id"]: r["payload"] for r in records}
+        scene = by_job["cmd-scene-1"]["result"]
+        assert scene["object_count"] == 3 and len(scene["objects"]) == 2 and scene["limit"] == 2
+        assert {"Camera", "Cube"} == {o["name"] for o in scene["objects"]}
+        assert by_job["cmd-bad-1"]["status"] == "error" and "unknown command" in by_job["cmd-bad-1"]["error"]
+
+
+async def test_worker_survives_a_server_restart(fresh_server, tmp_path):
+    w = Worker(fresh_server.url, tmp_path / "user", "blender-restart-01")
+    try:
+        async with bus_client(fresh_server.url, uuid="rs-llm") as llm:
+            await wait_online(llm, "blender-restart-01", timeout=90)
+        fresh_server.stop()
+        time.sleep(1.0)
+        fresh_server.start()
+        async with bus_client(fresh_server.url, uuid="rs-llm-2") as llm:
+            await wait_online(llm, "blender-restart-01", timeout=60)  # reconnected and registered again
+            update = await run_job(llm, "blender-restart-01", "print('after restart')")
+            assert update["result"] == "after restart\n"
+    finally:
+        w.stop()
+
+
+async def test_sigterm_exits_cleanly_and_unregisters(server, tmp_path):
+    w = Worker(server.url, tmp_path / "user", "blender-term-01", "--policy", "deny")
+    async with bus_client(server.url, uuid="term-llm") as llm:
+        await wait_online(llm, "blender-term-01", timeout=90)
+        denied = await run_job(llm, "blender-term-01", "print('never')")
+        assert denied["status"] == "error" and "policy: deny" in denied["error"]
+        assert w.stop(signal.SIGTERM) == 0, w.log()[-3000:]
+        listing = tool_json(await llm.call_tool("blender_list_available_clients", {}))
+        assert "blender-term-01" not in [c["uuid"] for c in listing["persistent"]], "unregistered on exit"
+        assert "stopped" in w.log()
