@@ -34,6 +34,8 @@ def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentPar
                    help="comma-separated, e.g. rendering,gpu")
     p.add_argument("--policy", choices=["allow", "deny"], default="allow",
                    help="code execution policy (a headless worker cannot ask)")
+    p.add_argument("--integrations", default="polyhaven",
+                   help="comma-separated integrations to enable: polyhaven,rodin,sketchfab")
     p.add_argument("--blend", default=None, help="a .blend file to open first")
     p.add_argument("--log-level", default=env("BLENDER_MCP_LOG_LEVEL", "INFO"))
     return p
@@ -71,7 +73,8 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     config = ClientConfig(server_url=args.server, client_uuid=args.uuid or stable_uuid(), client_type="blender",
                           is_persistent=True, label=args.label or default_label(), group_id=args.group,
                           capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()])
-    runtime = Runtime(policy=args.policy)
+    enabled = {name.strip() for name in args.integrations.split(",") if name.strip()}
+    runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__)
     set_runtime(runtime)
     stop = threading.Event()
 

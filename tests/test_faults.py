@@ -16,9 +16,12 @@ from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
 pytestmark = pytest.mark.anyio
 
 
-async def spawn_subscriber(base: str, uuid: str, group: str | None = None) -> asyncio.subprocess.Process:
+async def spawn_subscriber(base: str, uuid: str, group: str | None = None, user: str = "demo",
+                           password: str = "demo") -> asyncio.subprocess.Process:
+    """A plain fastmcp client registered as a `blender` client, in its own process (so it can be killed)."""
     args = [sys.executable, str(ROOT / "tests/spec_clients/subscriber.py"), base, uuid] + ([group] if group else [])
-    proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "BUS_USER": user, "BUS_PASSWORD": password}
+    proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert line.strip() == b"ready"
     return proc

@@ -24,6 +24,14 @@ class Background:
 
 
 @dataclass
+class Reply:
+    """A handler result with extras that ride in the update's `details` (stderr, the last value ...)."""
+
+    result: Any
+    details: dict[str, Any] | None = None
+
+
+@dataclass
 class Progress:
     fraction: float
     message: str = ""
@@ -57,6 +65,6 @@ def command(name: str, *, needs_code_policy: bool = False, integration: str | No
 
 def load_all() -> dict[str, Command]:
     """Import the handler modules (they need bpy) so their commands register."""
-    from . import code, scene  # noqa: F401
+    from . import code, files, polyhaven, render, scene  # noqa: F401
 
     return COMMANDS

@@ -8,7 +8,7 @@ import io
 import traceback
 from typing import Any
 
-from . import CommandError, command
+from . import CommandError, Reply, command
 
 MAX_OUTPUT = 256 * 1024  # stdout/stderr kept per job; more is cut with a note, so a chatty script cannot flood the bus
 
@@ -25,7 +25,7 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n... [{len(text) - MAX_OUTPUT} characters cut]"
 
 
-def run_script(code: str) -> dict[str, Any]:
+def run_script(code: str) -> Reply:
     """Run `code` like the Python console: stdout and stderr captured, the last expression's value kept."""
     import bpy
 
@@ -47,10 +47,11 @@ def run_script(code: str) -> dict[str, Any]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise ScriptFailed(traceback.format_exc(), _cut(out.getvalue()), _cut(err.getvalue())) from None
-    return {"stdout": _cut(out.getvalue()), "stderr": _cut(err.getvalue()),
-            "value": None if value is None else _cut(repr(value))}
+    return Reply(_cut(out.getvalue()), {"stderr": _cut(err.getvalue()),
+                                        "value": None if value is None else _cut(repr(value))})
 
 
 @command("execute_code", needs_code_policy=True)
-def execute_code(code: str) -> dict[str, Any]:
+def execute_code(code: str) -> Reply:
+    """result: stdout (as the spec's example prints it); details: stderr and the last expression's value."""
     return run_script(code)

@@ -19,21 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import BusClient, ClientConfig, ConnectionState, MessagePump, PumpItem, TokenKeeper
-from ..handlers import COMMANDS, Background, CommandError, Progress, load_all
+from ..handlers import COMMANDS, Background, CommandError, Progress, Reply, load_all
 from ..handlers.code import ScriptFailed, run_script
 
 log = logging.getLogger(__name__)
 POLICIES = ("allow", "ask", "deny")
 MAX_RESULT_BYTES = 900 * 1024  # under the server's 1 MiB payload cap, with room for the envelope
 INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab"}
-
-
-@dataclass
-class Reply:
-    """A handler result with extras that ride in the update's `details` (stderr, the last value ...)."""
-
-    result: Any
-    details: dict[str, Any] | None = None
 
 
 @dataclass
@@ -82,6 +74,9 @@ class Runtime:
     def policy(self) -> str:
         value = self._policy() if callable(self._policy) else self._policy
         return value if value in POLICIES else "deny"
+
+    def integration_enabled(self, name: str) -> bool:
+        return bool(self._integration_enabled(name))
 
     @property
     def state(self) -> ConnectionState:
@@ -202,8 +197,7 @@ class Runtime:
         record.started = time.time()
         try:
             if payload.get("message_type") == "job_dispatch":
-                out = run_script(payload.get("script", ""))
-                self._finish(record, "completed", Reply(out["stdout"], {"stderr": out["stderr"], "value": out["value"]}))
+                self._finish(record, "completed", run_script(payload.get("script", "")))
                 return
             name = str(payload.get("command"))
             params = payload.get("params") or {}

@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from blender_mcp_addon.protocol import (
+    FINAL_JOB_STATUSES,
     JOB_UPDATE_PRIORITY,
     BusRecord,
+    CancelJob,
     JobUpdate,
     PayloadError,
     Priority,
@@ -289,3 +291,22 @@ class Bus:
             return error("outbox_full", f"too many updates wait for {job.originator_uuid}")
         return self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY, from_uuid=from_uuid,
                             job_id=job_id)
+
+    def cancel(self, caller: Caller, job_id: str, entry: ClientEntry | None = None,
+               reason: str = "cancelled by the caller") -> dict[str, Any]:
+        """Ask the job's target to drop it (queued) or flag it (running); it answers with a cancelled update."""
+        if bad := _bad_id(job_id, "job_id"):
+            return bad
+        job = self.jobs.get(caller.user_id, job_id)
+        if job is None:
+            return error("unknown_job", f"no job {job_id!r} on your bus")
+        if job.status in FINAL_JOB_STATUSES:
+            return {"status": job.status, "job_id": job_id, "message": "the job had already finished"}
+        target = entry or (self.registry.get(caller.user_id, job.target_uuid) if job.target_uuid else None)
+        if target is None:
+            self.jobs.set_status(job_id, "cancelled")
+            return {"status": "cancelled", "job_id": job_id, "message": "its target is gone; marked cancelled"}
+        payload = CancelJob(job_id=job_id, reason=reason).model_dump()
+        self.deliver(caller.user_id, [target], Routing(type="direct", target_uuid=target.uuid), payload,
+                     Priority.ALERT, from_uuid=None, job_id=job_id)
+        return {"status": "cancel_requested", "job_id": job_id, "target_uuid": target.uuid}

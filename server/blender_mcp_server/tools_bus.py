@@ -76,6 +76,12 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
                               progress=progress, message=message, details=details,
                               from_uuid=from_uuid)
 
+    @mcp.tool(name="blender_cancel_job")
+    async def cancel_job(job_id: str, ctx: Context) -> dict[str, Any]:
+        """Cancel a job on your bus: a queued one is dropped from the target's queue, a running one is
+        flagged and reported as cancelled when it returns."""
+        return bus.cancel(caller_of(ctx), job_id)
+
     @mcp.tool(name="blender_heartbeat")
     async def heartbeat(client_uuid: str, ctx: Context) -> dict[str, Any]:
         """Tell the bus this client is alive; answers whether the server sees its event stream open."""

@@ -1,11 +1,103 @@
-"""Style A dispatch tools: one flat blender_<command> tool per addon command (filled in by the dispatch issue)."""
+"""One flat `blender_<command>` tool per catalog entry, so any MCP client drives Blender in one call."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from typing import Any
+
 from fastmcp import FastMCP
+from fastmcp.server.dependencies import get_context
+from fastmcp.tools import Tool
+from fastmcp.tools.base import ToolResult
+from mcp.types import ImageContent, TextContent
+from pydantic import ConfigDict
+
+from blender_mcp_addon.protocol.catalog import COMMANDS, CommandSpec
 
 from .bus import Bus
+from .context import caller_of
+from .dispatch import _shape, dispatch
+
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+
+
+class DispatchTool(Tool):
+    """A tool whose schema comes from the command catalog (its `_timeout` param is no Python identifier
+    pydantic would accept as a field, hence a Tool subclass rather than a decorated function)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    spec: Any = None
+    bus: Any = None
+
+    @classmethod
+    def build(cls, spec: CommandSpec, bus: Bus) -> DispatchTool:
+        schema = spec.json_schema()
+        schema["properties"] = {
+            **schema.get("properties", {}),
+            "target_uuid": {"type": ["string", "null"], "default": None,
+                            "description": "which Blender; optional when exactly one is connected"},
+            "_timeout": {"type": ["number", "null"], "default": None, "exclusiveMinimum": 0,
+                         "description": f"seconds to wait (default {spec.timeout:g})"},
+        }
+        schema["additionalProperties"] = False
+        return cls(name=spec.tool_name, description=f"{spec.description} Returns JSON "
+                   '{"status","command","target_uuid","job_id","result","error"}.',
+                   parameters=schema, spec=spec, bus=bus)
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        spec: CommandSpec = self.spec
+        ctx = get_context()
+        args = dict(arguments)
+        target_uuid = args.pop("target_uuid", None)
+        timeout = args.pop("_timeout", None)
+        if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
+            return _json(_shape("invalid_arguments", spec.name, target_uuid, error="_timeout must be a number > 0"))
+        if target_uuid is not None and not isinstance(target_uuid, str):
+            return _json(_shape("invalid_arguments", spec.name, None, error="target_uuid must be a string"))
+        try:
+            params = spec.validate(args)
+        except ValueError as exc:
+            return _json(_shape("invalid_arguments", spec.name, target_uuid, error=str(exc)))
+        caller = caller_of(ctx)
+        # Captured now: the update that reports progress arrives inside the worker's own request.
+        token = ctx.request_context.meta.progressToken if ctx.request_context and ctx.request_context.meta else None
+        session, request_id = ctx.session, ctx.request_id
+
+        async def progress(fraction: float, message: str | None) -> None:
+            if token is not None:
+                await session.send_progress_notification(progress_token=token, progress=fraction, total=1.0,
+                                                         message=message, related_request_id=request_id)
+
+        answer = await dispatch(self.bus, caller, spec.name, params, target_uuid=target_uuid,
+                                timeout=float(timeout or spec.timeout), progress=progress)
+        return _image_result(answer) if spec.returns_image else _json(answer)
+
+
+def _json(answer: dict[str, Any]) -> ToolResult:
+    return ToolResult(content=[TextContent(type="text", text=json.dumps(answer))], structured_content=answer)
+
+
+def _image_result(answer: dict[str, Any]) -> ToolResult:
+    """Renders come back as MCP image content beside the JSON, whose result keeps only the metadata."""
+    raw = answer.get("result")
+    if answer.get("status") != "completed" or not isinstance(raw, str):
+        return _json(answer)
+    try:
+        info = json.loads(raw)
+        data = base64.b64decode(info.pop("image_base64"), validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return _json({**answer, "status": "error", "result": None, "error": "Blender returned no valid image"})
+    if len(data) > MAX_IMAGE_BYTES:
+        return _json({**answer, "status": "error", "result": None, "error": "image over the 4 MiB cap"})
+    meta = {**answer, "result": json.dumps(info)}
+    return ToolResult(content=[TextContent(type="text", text=json.dumps(meta)),
+                               ImageContent(type="image", data=base64.b64encode(data).decode(),
+                                            mimeType=info.get("mime_type", "image/png"))],
+                      structured_content=meta)
 
 
 def add_dispatch_tools(mcp: FastMCP, bus: Bus) -> None:
-    return None
+    for spec in COMMANDS:
+        mcp.add_tool(DispatchTool.build(spec, bus))

@@ -5,6 +5,7 @@ bus record: "<payload.n>" so the parent can count and order them.
 """
 import asyncio
 import json
+import os
 import sys
 
 import httpx
@@ -16,7 +17,8 @@ GROUP = sys.argv[3] if len(sys.argv) > 3 else None
 
 
 async def main() -> None:
-    token = httpx.post(f"{BASE}/auth/login", json={"username": "demo", "password": "demo"}).json()["access_token"]
+    token = httpx.post(f"{BASE}/auth/login", json={"username": os.environ.get("BUS_USER", "demo"),
+                                                     "password": os.environ.get("BUS_PASSWORD", "demo")}).json()["access_token"]
 
     async def handler(message):
         inner = getattr(message, "root", message)

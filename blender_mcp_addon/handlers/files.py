@@ -1,0 +1,57 @@
+"""Files: `save_blend` and `export_scene`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import CommandError, command
+
+
+def _absolute(filepath: str, suffixes: tuple[str, ...]) -> str:
+    path = os.path.abspath(os.path.expanduser(filepath))
+    if not os.path.isabs(os.path.expanduser(filepath)):
+        raise CommandError(f"filepath must be absolute, got {filepath!r}")
+    if not path.lower().endswith(suffixes):
+        raise CommandError(f"filepath must end with {' or '.join(suffixes)}")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise CommandError(f"folder {os.path.dirname(path)!r} does not exist")
+    return path
+
+
+@command("save_blend")
+def save_blend(filepath: str | None = None) -> dict[str, Any]:
+    import bpy
+
+    if filepath is None:
+        if not bpy.data.filepath:
+            raise CommandError("this file was never saved: pass filepath")
+        bpy.ops.wm.save_mainfile()
+        path = bpy.data.filepath
+    else:
+        path = _absolute(filepath, (".blend",))
+        bpy.ops.wm.save_as_mainfile(filepath=path)
+    return {"filepath": path, "bytes": os.path.getsize(path)}
+
+
+@command("export_scene")
+def export_scene(filepath: str, format: str = "glb", selected_only: bool = False) -> dict[str, Any]:
+    import bpy
+
+    suffix = {"glb": (".glb",), "gltf": (".gltf",), "obj": (".obj",), "fbx": (".fbx",),
+              "usd": (".usd", ".usda", ".usdc", ".usdz")}[format]
+    path = _absolute(filepath, suffix)
+    if format in ("glb", "gltf"):
+        bpy.ops.export_scene.gltf(filepath=path, export_format="GLB" if format == "glb" else "GLTF_SEPARATE",
+                                  use_selection=selected_only)
+    elif format == "obj":
+        bpy.ops.wm.obj_export(filepath=path, export_selected_objects=selected_only)
+    elif format == "fbx":
+        if not hasattr(bpy.ops.export_scene, "fbx"):
+            raise CommandError("the FBX add-on is not enabled in this Blender")
+        bpy.ops.export_scene.fbx(filepath=path, use_selection=selected_only)
+    else:
+        bpy.ops.wm.usd_export(filepath=path, selected_objects_only=selected_only)
+    if not os.path.exists(path):
+        raise CommandError(f"the exporter wrote no file at {path}")
+    return {"filepath": path, "format": format, "bytes": os.path.getsize(path)}

@@ -1,0 +1,136 @@
+"""The command catalog: every Style A command once, bpy-free.
+
+The server builds one `blender_<name>` dispatch tool per entry (schema,
+description, default timeout); the addon's handlers implement the same names
+and a test checks the two agree. Timeouts follow the spec: status probes
+15 s, reads 30 s, code execution and model generation 60 s, downloads and
+imports 180 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+TIMEOUTS = {"status": 15.0, "read": 30.0, "exec": 60.0, "download": 180.0}
+_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
+                          "object": dict[str, Any], "array": list[str]}
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = "string"
+    default: Any = REQUIRED
+    description: str = ""
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    timeout_class: str
+    description: str
+    params: tuple[Param, ...] = ()
+    integration: str | None = None
+    returns_image: bool = False
+    _model: list[type[BaseModel]] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def tool_name(self) -> str:
+        return f"blender_{self.name}"
+
+    @property
+    def timeout(self) -> float:
+        return TIMEOUTS[self.timeout_class]
+
+    def model(self) -> type[BaseModel]:
+        if not self._model:
+            fields: dict[str, Any] = {}
+            for p in self.params:
+                annotation: Any = Literal[p.enum] if p.enum else _TYPES[p.type]  # type: ignore[valid-type]
+                if p.default is None:
+                    annotation = annotation | None
+                info = Field(... if p.default is REQUIRED else p.default, description=p.description or None,
+                             ge=p.minimum, le=p.maximum)
+                fields[p.name] = (annotation, info)
+            self._model.append(create_model(f"{self.name}_params", __config__=ConfigDict(extra="forbid", strict=False),
+                                            **fields))
+        return self._model[0]
+
+    def json_schema(self) -> dict[str, Any]:
+        schema = self.model().model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return schema
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Checked params for the handler, or ValueError with every problem in one sentence."""
+        try:
+            return self.model().model_validate(arguments).model_dump()
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()]
+            raise ValueError("; ".join(problems)) from None
+
+
+P = Param
+_ASSET_TYPES = ("hdris", "textures", "models")
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    # -- scene and objects ---------------------------------------------------------------------------
+    CommandSpec("get_scene_info", "read",
+                "The open scene: objects (paged) with type, transforms, materials and collections; "
+                "collections, frame range and render settings.",
+                (P("offset", "integer", 0, "first object (sorted by name)", minimum=0),
+                 P("limit", "integer", 100, "objects per page", minimum=1, maximum=1000))),
+    CommandSpec("get_object_info", "read", "One object in detail: transforms, bounds, modifiers, mesh stats.",
+                (P("name", "string", description="the object's name"),)),
+    CommandSpec("execute_code", "exec",
+                "Run Python in Blender (bpy is imported). result is stdout; details has stderr and the value "
+                "of the last expression; an exception returns status error with the traceback.",
+                (P("code", "string", description="Python source"),)),
+    CommandSpec("get_viewport_screenshot", "exec",
+                "A PNG of the 3D viewport (in a headless Blender: a quick render from the scene camera).",
+                (P("max_size", "integer", 800, "longest side in pixels", minimum=64, maximum=4096),),
+                returns_image=True),
+    CommandSpec("render_image", "exec", "Render the scene camera and return the PNG.",
+                (P("engine", "string", "cycles", "render engine", enum=("cycles", "eevee", "workbench")),
+                 P("resolution_x", "integer", 512, minimum=16, maximum=8192),
+                 P("resolution_y", "integer", 512, minimum=16, maximum=8192),
+                 P("samples", "integer", 16, "Cycles/EEVEE samples", minimum=1, maximum=4096),
+                 P("max_size", "integer", 1024, "longest side of the returned image", minimum=64, maximum=4096)),
+                returns_image=True),
+    CommandSpec("save_blend", "exec", "Save the .blend file (to filepath, or where it was opened from).",
+                (P("filepath", "string", None, "absolute path ending in .blend"),)),
+    CommandSpec("export_scene", "download", "Export the scene (or the selection) to glTF, OBJ, FBX or USD.",
+                (P("filepath", "string", description="absolute output path"),
+                 P("format", "string", "glb", enum=("glb", "gltf", "obj", "fbx", "usd")),
+                 P("selected_only", "boolean", False))),
+    # -- Poly Haven ----------------------------------------------------------------------------------
+    CommandSpec("get_polyhaven_status", "status", "Whether the Poly Haven integration is enabled.",
+                integration=None),
+    CommandSpec("get_polyhaven_categories", "read", "Poly Haven categories with asset counts.",
+                (P("asset_type", "string", "hdris", enum=(*_ASSET_TYPES, "all")),), integration="polyhaven"),
+    CommandSpec("search_polyhaven_assets", "read", "Search Poly Haven assets by type and categories.",
+                (P("asset_type", "string", "all", enum=(*_ASSET_TYPES, "all")),
+                 P("categories", "string", None, "comma-separated categories"),
+                 P("limit", "integer", 20, minimum=1, maximum=100),
+                 P("offset", "integer", 0, minimum=0)), integration="polyhaven"),
+    CommandSpec("download_polyhaven_asset", "download",
+                "Download a Poly Haven asset into the scene: an HDRI becomes the world, a texture set a "
+                "material, a model is imported.",
+                (P("asset_id", "string"), P("asset_type", "string", enum=_ASSET_TYPES),
+                 P("resolution", "string", "1k", "1k, 2k, 4k ..."),
+                 P("file_format", "string", None, "hdr/exr for HDRIs, jpg/png for textures, gltf/fbx/blend for models")),
+                integration="polyhaven"),
+    CommandSpec("set_texture", "download", "Apply a downloaded Poly Haven texture set to an object.",
+                (P("object_name", "string"), P("texture_id", "string")), integration="polyhaven"),
+)
+
+CATALOG: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}

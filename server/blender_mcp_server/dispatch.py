@@ -1,0 +1,115 @@
+"""Style A: run one addon command on one Blender and wait for its answer (spec: write-your-own-llm-client).
+
+The caller needs no registration and no job ids. The target is the named
+`target_uuid`, else the one online Blender of the caller's bus. The job is
+recorded in the store, the `command_dispatch` goes through the target's
+outbox like any bus record, and the addon's `blender_job_update` comes back
+to the waiting call in-process. Every outcome is a dict in the spec's shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from blender_mcp_addon.protocol import DEFAULT_PRIORITY, CommandDispatch, Routing, new_id
+
+from .bus import Bus, Caller
+from .registry import ClientEntry
+
+TARGET_LOST_AFTER = 3.0  # seconds a target may be offline mid-job before the caller is told
+ProgressFn = Callable[[float, str | None], Awaitable[None]]
+
+HINT_NO_CLIENT = ("No Blender client connected to your bus. Open Blender, enable the BlenderMCP addon, "
+                  "click Login then Connect.")
+HINT_AMBIGUOUS = "Multiple Blender clients connected; pass target_uuid=<one of candidates> to disambiguate."
+
+
+def _shape(status: str, command: str, target: str | None = None, job_id: str | None = None, result: Any = None,
+           error: str = "", **extra: Any) -> dict[str, Any]:
+    return {"status": status, "command": command, "target_uuid": target, "job_id": job_id, "result": result,
+            "error": error, **extra}
+
+
+def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | None) -> ClientEntry | dict[str, Any]:
+    if target_uuid:
+        entry = bus.registry.get(caller.user_id, target_uuid)
+        if entry is None:
+            return _shape("unknown_target", command, target_uuid, error=f"no client {target_uuid!r} on your bus",
+                          hint="call blender_list_available_clients to see the uuids on your bus")
+        if not entry.online:
+            return _shape("target_offline", command, target_uuid, error=f"{target_uuid} is offline",
+                          last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
+                          hint="open that Blender and connect it, or pick another target")
+        return entry
+    candidates = [c for c in bus.registry.clients(caller.user_id) if c.client_type == "blender" and c.online]
+    if not candidates:
+        return {"status": "no_client", "command": command, "hint": HINT_NO_CLIENT}
+    if len(candidates) > 1:
+        return {"status": "ambiguous_target", "command": command,
+                "candidates": sorted(c.uuid for c in candidates), "hint": HINT_AMBIGUOUS}
+    return candidates[0]
+
+
+async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any], *, target_uuid: str | None,
+                   timeout: float, progress: ProgressFn | None = None) -> dict[str, Any]:
+    chosen = choose_target(bus, caller, command, target_uuid)
+    if isinstance(chosen, dict):
+        return chosen
+    entry = chosen
+    if bad := bus.check_rate(caller):
+        return _shape("rate_limited", command, entry.uuid, error=bad["message"])
+    job_id = new_id("j")
+    payload = CommandDispatch(job_id=job_id, command=command, params=params).model_dump()
+    if bad := bus.check_payload(payload):
+        return _shape("invalid_arguments", command, entry.uuid, error=bad["message"])
+    bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
+    updates = bus.jobs.wait_for(job_id)
+    try:
+        sent = bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
+                           DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id)
+        if sent["status"] == "error":
+            return _shape("error", command, entry.uuid, job_id, error=sent["message"])
+        return await _wait(bus, caller, entry, command, job_id, updates, timeout, progress)
+    finally:
+        bus.jobs.stop_waiting(job_id)
+
+
+async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_id: str,
+                updates: asyncio.Queue[dict[str, Any]], timeout: float, progress: ProgressFn | None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
+            return _shape("timeout", command, entry.uuid, job_id,
+                          error=f"no answer within {timeout:g} s; the job was cancelled",
+                          last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
+                          target_online=entry.online,
+                          hint="raise _timeout for long work; a recent heartbeat means Blender is busy, an old one "
+                               "that it is gone")
+        try:
+            update = await asyncio.wait_for(updates.get(), min(remaining, 0.5))
+        except TimeoutError:
+            current = bus.registry.get(caller.user_id, entry.uuid)
+            if current is None or (not current.online and current.offline_since
+                                   and time.time() - current.offline_since > TARGET_LOST_AFTER):
+                bus.jobs.set_status(job_id, "error")
+                return _shape("target_lost", command, entry.uuid, job_id,
+                              error=f"{entry.uuid} went offline while running the job "
+                                    f"({current.offline_reason if current else 'unregistered'})",
+                              last_heartbeat=entry.last_seen)
+            continue
+        status = update.get("status")
+        if status in ("queued", "running"):
+            if progress is not None and (update.get("progress") is not None or update.get("message")):
+                await progress(float(update.get("progress") or 0.0), update.get("message"))
+            continue
+        result = update.get("result")
+        if isinstance(result, dict | list):
+            result = json.dumps(result)
+        extra = {"details": update["details"]} if update.get("details") else {}
+        return _shape(status or "error", command, entry.uuid, job_id, result, update.get("error") or "", **extra)

@@ -1,0 +1,120 @@
+"""A local stand-in for api.polyhaven.com: its JSON shapes, with download URLs pointing back at itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from tests.fakes import files
+
+HDRI_ID = "kloofendal_43d_clear_puresky"
+TEXTURE_ID = "rock_wall_08"
+MODEL_ID = "rock_moss_set_01"
+EVIL_ID = "evil_model"
+
+ASSETS = {
+    HDRI_ID: {"name": "Kloofendal 43d Clear (Pure Sky)", "type": 0, "categories": ["skies", "outdoor"],
+              "tags": ["clear", "sunny"], "download_count": 900},
+    "studio_small_09": {"name": "Studio Small 09", "type": 0, "categories": ["studio", "indoor"], "tags": [],
+                        "download_count": 500},
+    TEXTURE_ID: {"name": "Rock Wall 08", "type": 1, "categories": ["rock", "wall"], "tags": ["stone"],
+                 "download_count": 300},
+    MODEL_ID: {"name": "Rock Moss Set 01", "type": 2, "categories": ["nature", "rocks"], "tags": ["moss"],
+               "download_count": 200},
+    EVIL_ID: {"name": "Evil", "type": 2, "categories": ["rocks"], "tags": [], "download_count": 1},
+}
+
+
+class FakePolyHaven:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.requests: list[str] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> FakePolyHaven:
+        self._make_files()
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _entry(self, name: str, data: bytes, include: dict | None = None) -> dict:
+        self.blobs[name] = data
+        entry = {"url": f"{self.url}/dl/{name}", "size": len(data), "md5": hashlib.md5(data).hexdigest()}
+        if include is not None:
+            entry["include"] = include
+        return entry
+
+    def _make_files(self) -> None:
+        hdr = files.hdr()
+        gltf, bin_data = files.gltf_triangle("rock_moss_set_01.bin")
+        self.files = {
+            HDRI_ID: {"hdri": {res: {"hdr": self._entry(f"{HDRI_ID}_{res}.hdr", hdr)} for res in ("1k", "2k")}},
+            TEXTURE_ID: {
+                "Diffuse": {"1k": {"png": self._entry("rock_wall_08_diff_1k.png", files.png(rgb=(150, 140, 130)))}},
+                "Rough": {"1k": {"png": self._entry("rock_wall_08_rough_1k.png", files.png(rgb=(180, 180, 180)))}},
+                "nor_gl": {"1k": {"png": self._entry("rock_wall_08_nor_gl_1k.png", files.png(rgb=(128, 128, 255)))}},
+                "blend": {"1k": {"blend": self._entry("rock_wall_08_1k.blend", b"not used")}},
+            },
+            MODEL_ID: {"gltf": {"1k": {"gltf": self._entry("rock_moss_set_01_1k.gltf", gltf, include={
+                "rock_moss_set_01.bin": self._entry("rock_moss_set_01.bin", bin_data),
+                "textures/rock_moss_diff_1k.png": self._entry("rock_moss_diff_1k.png", files.png())})}}},
+            EVIL_ID: {"gltf": {"1k": {"gltf": self._entry("evil_1k.gltf", gltf, include={
+                "../../../../tmp/blender_mcp_pwned.txt": self._entry("pwned.txt", b"pwned")})}}},
+        }
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                fake.requests.append(url.path)
+                parts = [p for p in url.path.split("/") if p]
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if parts == ["types"]:
+                    return self._json(["hdris", "textures", "models"])
+                if len(parts) == 2 and parts[0] == "categories":
+                    code = {"hdris": 0, "textures": 1, "models": 2}.get(parts[1])
+                    counts: dict[str, int] = {}
+                    for a in ASSETS.values():
+                        if code is None or a["type"] == code:
+                            for c in a["categories"]:
+                                counts[c] = counts.get(c, 0) + 1
+                    return self._json({"all": sum(1 for a in ASSETS.values() if code is None or a["type"] == code),
+                                       **counts})
+                if parts == ["assets"]:
+                    code = {"hdris": 0, "textures": 1, "models": 2}.get(query.get("type", ""))
+                    wanted = set(filter(None, query.get("categories", "").split(",")))
+                    return self._json({k: a for k, a in ASSETS.items() if (code is None or a["type"] == code)
+                                       and wanted <= set(a["categories"])})
+                if len(parts) == 2 and parts[0] == "files" and parts[1] in fake.files:
+                    return self._json(fake.files[parts[1]])
+                if len(parts) == 2 and parts[0] == "dl" and parts[1] in fake.blobs:
+                    return self._send(200, fake.blobs[parts[1]], "application/octet-stream")
+                return self._send(404, b'{"error":"not found"}')
+
+            def _json(self, obj) -> None:
+                self._send(200, json.dumps(obj).encode())
+
+        return Handler

@@ -1,0 +1,213 @@
+"""Style A: every dispatch tool against a real headless Blender worker with the built zip."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import base64
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+
+from tests.blender_worker import Worker
+from tests.fakes.polyhaven import EVIL_ID, HDRI_ID, MODEL_ID, TEXTURE_ID, FakePolyHaven
+from tests.helpers import ROOT, bus_client, login, wait_online
+from tests.test_faults import spawn_subscriber
+
+pytestmark = [pytest.mark.blender, pytest.mark.anyio]
+TARGET = "blender-demo01"
+
+
+@pytest.fixture(scope="module")
+def polyhaven():
+    fake = FakePolyHaven().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(server, polyhaven, tmp_path_factory):
+    os.environ["BLENDER_MCP_POLYHAVEN_API_URL"] = polyhaven.url
+    try:
+        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET)
+    finally:
+        del os.environ["BLENDER_MCP_POLYHAVEN_API_URL"]
+    yield w
+    w.stop()
+
+
+async def style_a(base: str, username: str = "demo", password: str = "demo", **kw) -> Client:
+    token = login(base, username, password)["access_token"]
+    return Client(StreamableHttpTransport(url=f"{base}/mcp", headers={"Authorization": f"Bearer {token}"}), **kw)
+
+
+async def call(client: Client, tool: str, args: dict | None = None) -> dict:
+    raw = await client.call_tool(tool, args or {})
+    return json.loads(raw.content[0].text)
+
+
+async def ready(server) -> None:
+    async with bus_client(server.url, uuid="dispatch-watch") as watch:
+        await wait_online(watch, TARGET, timeout=90)
+
+
+async def test_spec_style_a_example_runs_unchanged(server, worker):
+    await ready(server)
+    proc = subprocess.run([sys.executable, str(ROOT / "tests/spec_clients/style_a.py"), server.url],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = proc.stdout.split("\n", 1)
+    scene = ast.literal_eval(first)
+    assert scene["status"] == "completed" and scene["command"] == "get_scene_info"
+    assert scene["target_uuid"] == TARGET and scene["job_id"].startswith("j-") and scene["error"] == ""
+    assert json.loads(scene["result"])["object_count"] == 3
+    assert second.startswith("3\n")
+    async with await style_a(server.url) as client:  # the HDRI the example downloaded is now the world
+        world = await call(client, "blender_execute_code", {"code": "import bpy\nw = bpy.context.scene.world\n"
+                           "print(w.node_tree.nodes['Environment Texture'].image.name)"})
+        assert HDRI_ID in world["result"]
+
+
+async def test_scene_tools(server, worker, tmp_path):
+    await ready(server)
+    async with await style_a(server.url) as client:
+        info = await call(client, "blender_get_scene_info", {"limit": 1, "offset": 1})
+        page = json.loads(info["result"])
+        assert page["object_count"] == 3 and [o["name"] for o in page["objects"]] == ["Cube"]
+        assert page["render"]["resolution"] and page["frame_range"] == [1, 250]
+        cube = json.loads((await call(client, "blender_get_object_info", {"name": "Cube"}))["result"])
+        assert cube["type"] == "MESH" and cube["mesh"]["vertices"] == 8 and cube["dimensions"] == [2.0, 2.0, 2.0]
+        missing = await call(client, "blender_get_object_info", {"name": "Nope"})
+        assert missing["status"] == "error" and "no object named" in missing["error"]
+        code = await call(client, "blender_execute_code", {"code": "import sys\nprint('out')\nprint('err', file=sys.stderr)\n6*7"})
+        assert code["result"] == "out\n" and code["details"] == {"stderr": "err\n", "value": "42"}
+        boom = await call(client, "blender_execute_code", {"code": "raise ValueError('bad')"})
+        assert boom["status"] == "error" and "ValueError: bad" in boom["error"]
+        blend = tmp_path / "saved.blend"
+        saved = json.loads((await call(client, "blender_save_blend", {"filepath": str(blend)}))["result"])
+        assert saved["filepath"] == str(blend) and blend.stat().st_size > 1000
+        for fmt, name in [("glb", "scene.glb"), ("obj", "scene.obj"), ("fbx", "scene.fbx"), ("usd", "scene.usdc")]:
+            out = await call(client, "blender_export_scene", {"filepath": str(tmp_path / name), "format": fmt})
+            assert out["status"] == "completed", out
+            assert (tmp_path / name).stat().st_size > 100
+        bad = await call(client, "blender_export_scene", {"filepath": "relative.glb"})
+        assert bad["status"] == "error" and "absolute" in bad["error"]
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+async def test_render_and_screenshot_return_png_images(server, worker):
+    await ready(server)
+    async with await style_a(server.url) as client:
+        raw = await client.call_tool("blender_render_image", {"resolution_x": 96, "resolution_y": 64, "samples": 2})
+        meta = json.loads(raw.content[0].text)
+        assert meta["status"] == "completed", meta["error"]
+        image = raw.content[1]
+        assert image.type == "image" and image.mimeType == "image/png"
+        assert png_size(base64.b64decode(image.data)) == (96, 64)
+        assert "image_base64" not in meta["result"] and json.loads(meta["result"])["engine"] == "CYCLES"
+        capped = await client.call_tool("blender_render_image", {"resolution_x": 400, "resolution_y": 200,
+                                                                 "samples": 1, "max_size": 100})
+        assert png_size(base64.b64decode(capped.content[1].data)) == (100, 50)
+        shot = await client.call_tool("blender_get_viewport_screenshot", {"max_size": 64})
+        assert json.loads(json.loads(shot.content[0].text)["result"])["source"] == "render"  # headless fallback
+        assert png_size(base64.b64decode(shot.content[1].data)) == (64, 64)
+
+
+async def test_polyhaven_downloads_land_in_the_scene(server, worker, polyhaven):
+    await ready(server)
+    progress: list[tuple[float, str | None]] = []
+
+    async def on_progress(value, total, message):
+        progress.append((value, message))
+
+    async with await style_a(server.url, progress_handler=on_progress) as client:
+        cats = json.loads((await call(client, "blender_get_polyhaven_categories", {"asset_type": "hdris"}))["result"])
+        assert cats["categories"]["skies"] == 1
+        found = json.loads((await call(client, "blender_search_polyhaven_assets",
+                                       {"asset_type": "textures", "categories": "rock"}))["result"])
+        assert [a["id"] for a in found["assets"]] == [TEXTURE_ID]
+        hdri = await call(client, "blender_download_polyhaven_asset",
+                          {"asset_id": HDRI_ID, "asset_type": "hdris", "resolution": "1k"})
+        assert hdri["status"] == "completed", hdri
+        assert json.loads(hdri["result"])["world"]
+        assert progress and progress[0][0] == 0.0 and "file list" in progress[0][1]
+        tex = json.loads((await call(client, "blender_download_polyhaven_asset",
+                                     {"asset_id": TEXTURE_ID, "asset_type": "textures", "file_format": "png"}))["result"])
+        assert tex["material"] == TEXTURE_ID
+        assert set(tex["maps"].values()) == {"Base Color", "Roughness", "Normal"}
+        applied = json.loads((await call(client, "blender_set_texture",
+                                         {"object_name": "Cube", "texture_id": TEXTURE_ID}))["result"])
+        assert applied == {"object": "Cube", "material": TEXTURE_ID}
+        model = json.loads((await call(client, "blender_download_polyhaven_asset",
+                                       {"asset_id": MODEL_ID, "asset_type": "models"}))["result"])
+        assert model["imported_objects"] == ["FakeRock"]
+        check = await call(client, "blender_execute_code", {"code": (
+            "import bpy\nprint(len(bpy.data.objects['FakeRock'].data.vertices), "
+            "bpy.data.objects['Cube'].active_material.name)")})
+        assert check["result"] == f"3 {TEXTURE_ID}\n"
+        evil = await call(client, "blender_download_polyhaven_asset", {"asset_id": EVIL_ID, "asset_type": "models"})
+        assert evil["status"] == "error" and "unsafe file name" in evil["error"]
+        assert not Path("/tmp/blender_mcp_pwned.txt").exists()
+        nope = await call(client, "blender_download_polyhaven_asset",
+                          {"asset_id": HDRI_ID, "asset_type": "hdris", "resolution": "16k"})
+        assert nope["status"] == "error" and "no 16k resolution" in nope["error"]
+
+
+async def test_target_selection_errors(server, worker):
+    await ready(server)
+    async with await style_a(server.url, "alice", "alice-pw") as alice:
+        none = await call(alice, "blender_get_scene_info")
+        assert none["status"] == "no_client" and "Login then Connect" in none["hint"]
+        async with (bus_client(server.url, username="alice", password="alice-pw", uuid="fake-bl-1", client_type="blender"),
+                    bus_client(server.url, username="alice", password="alice-pw", uuid="fake-bl-2", client_type="blender")):
+            amb = await call(alice, "blender_get_scene_info")
+            assert amb["status"] == "ambiguous_target" and amb["candidates"] == ["fake-bl-1", "fake-bl-2"]
+            # a Blender that never answers: timeout, with its heartbeat so the caller can tell busy from gone
+            slow = await call(alice, "blender_get_scene_info", {"target_uuid": "fake-bl-1", "_timeout": 1})
+            assert slow["status"] == "timeout" and "seconds_since_heartbeat" in slow and slow["job_id"]
+        unknown = await call(alice, "blender_get_scene_info", {"target_uuid": TARGET})  # demo's Blender: not alice's
+        assert unknown["status"] == "unknown_target"
+        bad = await call(alice, "blender_get_scene_info", {"limit": 0})
+        assert bad["status"] == "invalid_arguments" and "limit" in bad["error"]
+        extra = await call(alice, "blender_get_scene_info", {"bogus": 1})
+        assert extra["status"] == "invalid_arguments"
+
+
+async def test_target_lost_when_blender_dies_mid_job(server, worker):
+    proc = await spawn_subscriber(server.url, "doomed-blender", user="bob", password="bob-pw")
+    async with await style_a(server.url, "bob", "bob-pw") as bob:
+        job = asyncio.create_task(call(bob, "blender_get_scene_info", {"_timeout": 60}))
+        await asyncio.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        started = asyncio.get_running_loop().time()
+        lost = await asyncio.wait_for(job, 30)
+        assert lost["status"] == "target_lost" and lost["target_uuid"] == "doomed-blender"
+        assert asyncio.get_running_loop().time() - started < 15
+
+
+async def test_disabled_integration_says_so(server, tmp_path):
+    w = Worker(server.url, tmp_path / "user", "blender-carol", "--integrations", "", username="bob",
+               password="bob-pw")
+    try:
+        async with bus_client(server.url, username="bob", password="bob-pw", uuid="bob-watch") as watch:
+            await wait_online(watch, "blender-carol", timeout=90)
+        async with await style_a(server.url, "bob", "bob-pw") as bob:
+            status = await call(bob, "blender_get_polyhaven_status", {"target_uuid": "blender-carol"})
+            assert json.loads(status["result"])["enabled"] is False
+            off = await call(bob, "blender_search_polyhaven_assets", {"target_uuid": "blender-carol"})
+            assert off["status"] == "error" and "disabled in the add-on preferences" in off["error"]
+    finally:
+        w.stop()
