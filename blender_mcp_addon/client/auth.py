@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 import httpx
@@ -57,6 +57,15 @@ class TokenKeeper:
     def refresh_token(self) -> str | None:
         with self._lock:
             return self._refresh_token
+
+    @property
+    def api_token_mode(self) -> bool:
+        return bool(self._api_token)
+
+    def expire(self) -> None:
+        """Treat the current access token as expired, so the next `ensure()` gets a new one."""
+        with self._lock:
+            self._expires_at = 0.0
 
     @property
     def has_credentials(self) -> bool:
@@ -142,6 +151,8 @@ def _reason(r: httpx.Response) -> str:
 
 
 class BearerAuth(httpx.Auth):
+    """Puts the keeper's current token on each request; async clients also refresh it first when due."""
+
     def __init__(self, keeper: TokenKeeper):
         self._keeper = keeper
 
@@ -150,3 +161,16 @@ class BearerAuth(httpx.Auth):
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
         yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._keeper.seconds_until_refresh() <= 0 and self._keeper.has_credentials:
+            await self._keeper.ensure()
+        token = self._keeper.access_token
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401 and self._keeper.has_credentials and not self._keeper.api_token_mode:
+            self._keeper.expire()  # the server refused the token (revoked, clock skew): log in again once
+            await self._keeper.ensure()
+            request.headers["Authorization"] = f"Bearer {self._keeper.access_token}"
+            yield request
