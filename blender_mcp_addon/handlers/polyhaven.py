@@ -10,6 +10,7 @@ from ..integrations.polyhaven import ASSET_TYPE_CODES, NON_MAP_KEYS, PolyHaven, 
 from ..integrations.safety import UnsafePath, safe_name
 from ..integrations.settings import setting
 from . import Background, CommandError, Progress, command
+from .importing import import_model_file
 
 DEFAULT_API = "https://api.polyhaven.com"
 
@@ -149,23 +150,7 @@ def _texture_material(asset_id: str, paths: dict[str, Path]) -> dict[str, Any]:
 
 
 def _import_model(asset_id: str, path: Path, fmt: str) -> dict[str, Any]:
-    import bpy
-
-    before = set(bpy.data.objects)
-    if fmt == "gltf":
-        bpy.ops.import_scene.gltf(filepath=str(path))
-    elif fmt == "fbx":
-        bpy.ops.import_scene.fbx(filepath=str(path))
-    elif fmt == "blend":
-        with bpy.data.libraries.load(str(path), link=False) as (src, dst):
-            dst.objects = list(src.objects)
-        for obj in dst.objects:
-            if obj is not None:
-                bpy.context.scene.collection.objects.link(obj)
-    else:
-        raise CommandError(f"cannot import {fmt} models; use gltf, fbx or blend")
-    new = sorted(o.name for o in set(bpy.data.objects) - before)
-    return {"asset_id": asset_id, "type": "models", "imported_objects": new, "file": str(path)}
+    return {"asset_id": asset_id, "type": "models", "imported_objects": import_model_file(path, fmt), "file": str(path)}
 
 
 @command("set_texture", integration="polyhaven")

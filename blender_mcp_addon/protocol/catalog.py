@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 TIMEOUTS = {"status": 15.0, "read": 30.0, "exec": 60.0, "download": 180.0}
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
-                          "object": dict[str, Any], "array": list[str]}
+                          "object": dict[str, Any], "array": list[str],
+                          "numbers": list[float]}
 REQUIRED = object()
 
 
@@ -131,6 +132,36 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 integration="polyhaven"),
     CommandSpec("set_texture", "download", "Apply a downloaded Poly Haven texture set to an object.",
                 (P("object_name", "string"), P("texture_id", "string")), integration="polyhaven"),
+)
+
+COMMANDS += (
+    # -- Hyper3D Rodin -------------------------------------------------------------------------------
+    CommandSpec("get_hyper3d_status", "status", "Whether Hyper3D Rodin is enabled and has an API key."),
+    CommandSpec("generate_hyper3d_model_via_text", "exec",
+                "Start generating a 3D model from a text prompt; returns task_uuid and subscription_key.",
+                (P("text_prompt", "string"),
+                 P("bbox_condition", "numbers", None, "optional [x, y, z] proportions")), integration="rodin"),
+    CommandSpec("generate_hyper3d_model_via_images", "exec",
+                "Start generating a 3D model from images on the Blender machine.",
+                (P("input_image_paths", "array", None, "image files on the Blender machine"),
+                 P("input_image_urls", "array", None, "not supported: pass paths"),
+                 P("bbox_condition", "numbers", None)), integration="rodin"),
+    CommandSpec("poll_rodin_job_status", "status", "The state of a Rodin generation; done when every job is Done.",
+                (P("subscription_key", "string"),), integration="rodin"),
+    CommandSpec("import_generated_asset", "download", "Download a finished Rodin model and import it under a name.",
+                (P("task_uuid", "string"), P("name", "string", description="the new object's name")),
+                integration="rodin"),
+    # -- Sketchfab -----------------------------------------------------------------------------------
+    CommandSpec("get_sketchfab_status", "status", "Whether Sketchfab is enabled, and whose API key it uses."),
+    CommandSpec("search_sketchfab_models", "read", "Search Sketchfab models.",
+                (P("query", "string"), P("categories", "string", None),
+                 P("count", "integer", 20, minimum=1, maximum=100), P("downloadable", "boolean", True)),
+                integration="sketchfab"),
+    CommandSpec("get_sketchfab_model_preview", "read", "The preview image of a Sketchfab model.",
+                (P("uid", "string"),), integration="sketchfab", returns_image=True),
+    CommandSpec("download_sketchfab_model", "download",
+                "Download a Sketchfab model (glTF) into the scene, optionally scaled to target_size metres.",
+                (P("uid", "string"), P("target_size", "number", None, minimum=0.0001)), integration="sketchfab"),
 )
 
 CATALOG: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}

@@ -37,3 +37,27 @@ def gltf_triangle(bin_name: str) -> tuple[bytes, bytes]:
                        "min": [0, 0, 0], "max": [1, 1, 0]}],
     }
     return json.dumps(doc).encode(), positions
+
+
+def glb_triangle() -> bytes:
+    """The same triangle as a binary glTF (GLB) with its buffer embedded."""
+    doc, positions = gltf_triangle("unused.bin")
+    meta = json.loads(doc)
+    meta["buffers"] = [{"byteLength": len(positions)}]
+    meta["nodes"][0]["name"] = "RodinModel"
+    body = json.dumps(meta).encode()
+    body += b" " * (-len(body) % 4)
+    blob = positions + b"\x00" * (-len(positions) % 4)
+    chunks = struct.pack("<I4s", len(body), b"JSON") + body + struct.pack("<I4s", len(blob), b"BIN\x00") + blob
+    return struct.pack("<4sII", b"glTF", 2, 12 + len(chunks)) + chunks
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
