@@ -66,6 +66,7 @@ class Runtime:
         self._suspended: dict[str, _Suspended] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blender-mcp-bg")
         self.on_change: Callable[[], None] | None = None
+        self.on_progress: Callable[[JobRecord | None], None] | None = None  # main thread; None when a job ends
         self.dirty = True  # something the panel shows changed since the last redraw
         load_all()
 
@@ -244,6 +245,7 @@ class Runtime:
                 if isinstance(step, Progress):
                     record.progress, record.message = step.fraction, step.message
                     self._update(record.job_id, "running", progress=step.fraction, message=step.message)
+                    self._progress(record)
                     self._changed()
                     step = next(gen)
                 elif isinstance(step, Background):
@@ -277,6 +279,8 @@ class Runtime:
             error = (f"the result is {size} bytes, over the bus limit of {MAX_RESULT_BYTES}: "
                      "return less (page it) or write it to a file and return the path")
         record.status, record.error, record.finished = status, error, time.time()
+        if record.progress is not None:
+            self._progress(None)
         self._remember(record)
         self._update(record.job_id, status, result=result, error=error, details=details)
         self._changed()
@@ -286,6 +290,13 @@ class Runtime:
         if self.client is not None:
             self.client.job_update(job_id, status, result=result, error=error, progress=progress, message=message,
                                    details=details)
+
+    def _progress(self, record: JobRecord | None) -> None:
+        if self.on_progress is not None:
+            try:
+                self.on_progress(record)
+            except Exception:
+                log.exception("on_progress failed")
 
     def _remember(self, record: JobRecord) -> None:
         if not self.recent or self.recent[-1] is not record:

@@ -37,10 +37,22 @@ def _policy() -> str:
     return prefs.execution_policy if prefs else "deny"
 
 
+def _status_bar(record) -> None:
+    """Long jobs (downloads) show their progress in the status bar as well as in the panel."""
+    workspace = getattr(bpy.context, "workspace", None)
+    if workspace is None:
+        return
+    if record is None:
+        workspace.status_text_set(None)
+    else:
+        workspace.status_text_set(f"MCP {record.command}: {round((record.progress or 0) * 100)}%  {record.message}")
+
+
 def ensure_runtime() -> Runtime:
     runtime = get_runtime()
     if runtime is None:
         runtime = Runtime(policy=_policy, integration_enabled=_integration_enabled)
+        runtime.on_progress = _status_bar
         set_runtime(runtime)
     if not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=0.0, persistent=True)
