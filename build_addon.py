@@ -39,7 +39,8 @@ MANIFEST = ROOT / "blender_manifest.toml"
 BUILD = ROOT / "build"
 DIST = ROOT / "dist"
 REQUIREMENT = "fastmcp-slim[client]>=3.4,<4"
-PYTHON_VERSION = "3.11"
+PYTHON_VERSION = "3.11"  # Blender 4.2 LTS - 5.0; Blender 5.1+ runs Python 3.13 (build with --python 3.13)
+BLENDER_MIN_FOR_PYTHON = {"3.11": "4.2.0", "3.13": "5.1.0"}
 
 # Blender 4.2-5.0 bundles these in its Python; shipping them again would shadow Blender's own.
 BUNDLED_BY_BLENDER = {"numpy", "requests", "urllib3", "certifi", "idna", "charset-normalizer"}
@@ -74,14 +75,14 @@ def run(cmd: list[str], quiet: bool, **kw) -> subprocess.CompletedProcess:
     return result
 
 
-def resolve(plat: str, refresh: bool, quiet: bool) -> list[str]:
+def resolve(plat: str, refresh: bool, quiet: bool, python: str = PYTHON_VERSION) -> list[str]:
     """Exact pins for one platform, cached in build/ until the requirement changes."""
     uv_platform, _ = PLATFORMS[plat]
-    key = hashlib.sha1(f"{REQUIREMENT}|{PYTHON_VERSION}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
-    cache = BUILD / f"pins-{plat}-{key}.txt"
+    key = hashlib.sha1(f"{REQUIREMENT}|{python}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
+    cache = BUILD / f"pins-{plat}-py{python}-{key}.txt"
     if refresh or not cache.exists():
         out = run([sys.executable, "-m", "uv", "pip", "compile", "-", "--python-platform", uv_platform,
-                   "--python-version", PYTHON_VERSION, "--only-binary", ":all:", "--no-header", "--no-annotate",
+                   "--python-version", python, "--only-binary", ":all:", "--no-header", "--no-annotate",
                    "--quiet"], quiet=True, input=REQUIREMENT + "\n",
                   env={**os.environ, "MACOSX_DEPLOYMENT_TARGET": MACOS_TARGET}).stdout
         BUILD.mkdir(exist_ok=True)
@@ -96,12 +97,12 @@ def resolve(plat: str, refresh: bool, quiet: bool) -> list[str]:
     return pins
 
 
-def download(plat: str, pins: list[str], quiet: bool) -> list[Path]:
+def download(plat: str, pins: list[str], quiet: bool, python: str = PYTHON_VERSION) -> list[Path]:
     _, tags = PLATFORMS[plat]
-    folder = BUILD / "wheels" / plat
+    folder = BUILD / "wheels" / f"{plat}-py{python}"
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(folder),
-           "--python-version", PYTHON_VERSION, "--implementation", "cp", "--quiet", "--disable-pip-version-check"]
+           "--python-version", python, "--implementation", "cp", "--quiet", "--disable-pip-version-check"]
     for tag in tags:
         cmd += ["--platform", tag]
     run(cmd + pins, quiet)
@@ -117,14 +118,15 @@ def download(plat: str, pins: list[str], quiet: bool) -> list[Path]:
     return wheels
 
 
-def stage(plat: str, wheels: list[Path]) -> Path:
-    folder = BUILD / f"stage-{plat}"
+def stage(plat: str, wheels: list[Path], python: str = PYTHON_VERSION) -> Path:
+    folder = BUILD / f"stage-{plat}-py{python}"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(ADDON, folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (folder / "wheels").mkdir()
     for whl in wheels:
         shutil.copy2(whl, folder / "wheels" / whl.name)
-    text = MANIFEST.read_text()
+    text = MANIFEST.read_text().replace('blender_version_min = "4.2.0"',
+                                        f'blender_version_min = "{BLENDER_MIN_FOR_PYTHON[python]}"')
     wheel_lines = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
     extra = f'platforms = ["{plat}"]\nwheels = [\n{wheel_lines},\n]\n'
     # Top-level keys must come before the first [table] of the TOML file.
@@ -157,13 +159,14 @@ def package(plat: str, source: Path, out: Path, quiet: bool) -> None:
                 zf.write(path, path.relative_to(source).as_posix())
 
 
-def build(plat: str, refresh: bool = False, quiet: bool = False) -> Path:
+def build(plat: str, refresh: bool = False, quiet: bool = False, python: str = PYTHON_VERSION) -> Path:
     manifest = tomllib.loads(MANIFEST.read_text())
-    pins = resolve(plat, refresh, quiet)
-    wheels = download(plat, pins, quiet)
-    source = stage(plat, wheels)
+    pins = resolve(plat, refresh, quiet, python)
+    wheels = download(plat, pins, quiet, python)
+    source = stage(plat, wheels, python)
     DIST.mkdir(exist_ok=True)
-    out = DIST / f"{manifest['id']}-{manifest['version']}-{plat.replace('-', '_')}.zip"
+    tail = "" if python == PYTHON_VERSION else f"-py{python.replace('.', '')}"
+    out = DIST / f"{manifest['id']}-{manifest['version']}-{plat.replace('-', '_')}{tail}.zip"
     package(plat, source, out, quiet)
     if not quiet:
         print(f"{out.relative_to(ROOT)}  {out.stat().st_size / 1e6:.1f} MB  ({len(wheels)} wheels)")
@@ -176,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"any of {', '.join(PLATFORMS)} (default: this machine)")
     parser.add_argument("--all", action="store_true", help=f"build {', '.join(DEFAULT_SET)}")
     parser.add_argument("--refresh", action="store_true", help="resolve the dependencies again")
+    parser.add_argument("--python", default=PYTHON_VERSION, choices=sorted(BLENDER_MIN_FOR_PYTHON),
+                        help="Blender's Python: 3.11 for Blender 4.2-5.0, 3.13 for 5.1+")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     targets = DEFAULT_SET if args.all else (args.platforms or [blender_platform()])
     for plat in targets:
-        build(plat, args.refresh, args.quiet)
+        build(plat, args.refresh, args.quiet, args.python)
     return 0
 
 

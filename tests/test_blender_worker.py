@@ -122,3 +122,18 @@ async def test_sigterm_exits_cleanly_and_unregisters(server, tmp_path):
         listing = tool_json(await llm.call_tool("blender_list_available_clients", {}))
         assert "blender-term-01" not in [c["uuid"] for c in listing["persistent"]], "unregistered on exit"
         assert "stopped" in w.log()
+
+
+async def test_style_b_helper_shrinks_the_spec_example(server, worker):
+    from blender_mcp_addon.client import BusSession
+
+    async with bus_client(server.url, uuid="it-llm-5") as watch:
+        await wait_online(watch, "blender-it-01", timeout=90)
+    async with BusSession(server.url, username="demo", password="demo", client_uuid="llm-helper") as bus:
+        update = await bus.run_script("blender-it-01", "import bpy\nprint(len(bpy.data.objects))")
+        assert update["status"] == "completed" and update["result"] == "3\n"
+        scene = await bus.run_command("blender-it-01", "get_scene_info", {"limit": 1})
+        assert scene["result"]["object_count"] == 3
+        await bus.send({"hello": "me"}, target_uuid="llm-helper")
+        record = await asyncio.wait_for(bus.records().__anext__(), 10)
+        assert record["payload"] == {"hello": "me"}

@@ -1,0 +1,34 @@
+"""Shared bits of the benchmarks: a real server on loopback, percentiles, printing."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import ServerProcess, free_port  # noqa: E402
+
+
+def start_server(**env: str) -> ServerProcess:
+    data = Path(tempfile.mkdtemp(prefix="bmcp-bench-"))
+    return ServerProcess(data, free_port(), env=dict(env)).start()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def report(name: str, latencies_s: list[float] | None = None, count: int | None = None,
+           seconds: float | None = None, unit: str = "msg/s") -> None:
+    parts = [f"{name:<46}"]
+    if latencies_s:
+        ms = [v * 1000 for v in latencies_s]
+        parts.append(f"p50 {statistics.median(ms):7.2f} ms   p99 {pct(ms, 99):7.2f} ms")
+    if count is not None and seconds:
+        parts.append(f"{count / seconds:9.0f} {unit}")
+    print("   ".join(parts), flush=True)
