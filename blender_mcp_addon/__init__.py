@@ -23,7 +23,9 @@ def register() -> None:
     import bpy
 
     from . import handlers, ui
+    from .runtime import logfile
 
+    logfile.start()
     handlers.load_all()
     ui.register()
     global _cli_handle
@@ -38,12 +40,14 @@ def unregister() -> None:
     import bpy
 
     from . import ui
+    from .runtime import logfile
 
     global _cli_handle
     if _cli_handle is not None:
         bpy.utils.unregister_cli_command(_cli_handle)
         _cli_handle = None
     ui.unregister()
+    logfile.stop()
 
 
 def _auto_connect() -> None:

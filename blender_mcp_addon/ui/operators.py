@@ -149,5 +149,57 @@ class BLENDER_MCP_OT_show_script(_ApprovalOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class BLENDER_MCP_OT_copy_claude_config(bpy.types.Operator):
+    """Mint an API token and copy a ready `claude mcp add` command to the clipboard"""
+
+    bl_idname = "blender_mcp.copy_claude_config"
+    bl_label = "Copy Claude Code Config"
+
+    def execute(self, context):
+        keeper = get_keeper()
+        if keeper is None or not keeper.access_token:
+            self.report({"ERROR"}, "Log in first")
+            return {"CANCELLED"}
+        try:
+            token = mint_api_token(keeper, "Claude Code (from Blender)")
+        except Exception as exc:
+            self.report({"ERROR"}, f"Could not mint a token: {exc}")
+            return {"CANCELLED"}
+        context.window_manager.clipboard = claude_code_command(keeper.base, token)
+        self.report({"INFO"}, "Copied a `claude mcp add` command with a new API token")
+        return {"FINISHED"}
+
+
+class BLENDER_MCP_OT_open_log(bpy.types.Operator):
+    """Open the add-on's log file"""
+
+    bl_idname = "blender_mcp.open_log"
+    bl_label = "Open Logs"
+
+    def execute(self, context):
+        from ..runtime import logfile
+
+        path = logfile.start()
+        path.touch(exist_ok=True)
+        bpy.ops.wm.path_open(filepath=str(path))
+        return {"FINISHED"}
+
+
+def mint_api_token(keeper: TokenKeeper, name: str) -> str:
+    """POST /auth/tokens with the current login: the same revocable API tokens the server CLI makes."""
+    import httpx
+
+    r = httpx.post(f"{keeper.base}/auth/tokens", json={"name": name},
+                   headers={"Authorization": f"Bearer {keeper.access_token}"}, timeout=10)
+    if r.status_code != 200:
+        raise AuthError(r.json().get("message", f"HTTP {r.status_code}"))
+    return r.json()["token"]
+
+
+def claude_code_command(base: str, token: str) -> str:
+    return f'claude mcp add --transport http blender {base}/mcp --header "Authorization: Bearer {token}"'
+
+
 CLASSES = (BLENDER_MCP_OT_login, BLENDER_MCP_OT_logout, BLENDER_MCP_OT_connect, BLENDER_MCP_OT_disconnect,
-           BLENDER_MCP_OT_approve, BLENDER_MCP_OT_reject, BLENDER_MCP_OT_show_script)
+           BLENDER_MCP_OT_approve, BLENDER_MCP_OT_reject, BLENDER_MCP_OT_show_script,
+           BLENDER_MCP_OT_copy_claude_config, BLENDER_MCP_OT_open_log)

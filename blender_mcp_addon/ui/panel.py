@@ -43,6 +43,10 @@ class VIEW3D_PT_blender_mcp(bpy.types.Panel):
             else:
                 row.operator("blender_mcp.connect", icon="LINKED")
             row.operator("blender_mcp.logout", icon="X")
+        row = layout.row(align=True)
+        if keeper is not None:
+            row.operator("blender_mcp.copy_claude_config", text="Copy Claude Config", icon="COPYDOWN")
+        row.operator("blender_mcp.open_log", text="Logs", icon="TEXT")
         if runtime is None:
             return
 
