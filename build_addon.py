@@ -44,6 +44,9 @@ BLENDER_MIN_FOR_PYTHON = {"3.11": "4.2.0", "3.13": "5.1.0"}
 
 # Blender 4.2-5.0 bundles these in its Python; shipping them again would shadow Blender's own.
 BUNDLED_BY_BLENDER = {"numpy", "requests", "urllib3", "certifi", "idna", "charset-normalizer"}
+# A Blender of 3.4-4.1 (Debian's, say) may lack them: they ride in legacy_wheels/, which the manifest does
+# not list, so only the legacy add-on path (blender_mcp_addon/legacy.py) unpacks them.
+LEGACY_EXTRA = ["requests>=2.31", "urllib3", "certifi", "idna", "charset-normalizer"]
 
 # Blender platform -> (uv --python-platform, pip --platform tags).
 PLATFORMS: dict[str, tuple[str, list[str]]] = {
@@ -75,26 +78,31 @@ def run(cmd: list[str], quiet: bool, **kw) -> subprocess.CompletedProcess:
     return result
 
 
-def resolve(plat: str, refresh: bool, quiet: bool, python: str = PYTHON_VERSION) -> list[str]:
-    """Exact pins for one platform, cached in build/ until the requirement changes."""
+def resolve(plat: str, refresh: bool, quiet: bool, python: str = PYTHON_VERSION) -> tuple[list[str], list[str]]:
+    """Exact pins for one platform: (the wheels Blender 4.2+ installs, the legacy extras).
+
+    Cached in build/ until the requirement changes."""
     uv_platform, _ = PLATFORMS[plat]
-    key = hashlib.sha1(f"{REQUIREMENT}|{python}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
+    key = hashlib.sha1(f"{REQUIREMENT}|{LEGACY_EXTRA}|{python}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
     cache = BUILD / f"pins-{plat}-py{python}-{key}.txt"
     if refresh or not cache.exists():
         out = run([sys.executable, "-m", "uv", "pip", "compile", "-", "--python-platform", uv_platform,
                    "--python-version", python, "--only-binary", ":all:", "--no-header", "--no-annotate",
-                   "--quiet"], quiet=True, input=REQUIREMENT + "\n",
+                   "--quiet"], quiet=True, input="\n".join([REQUIREMENT, *LEGACY_EXTRA]) + "\n",
                   env={**os.environ, "MACOSX_DEPLOYMENT_TARGET": MACOS_TARGET}).stdout
         BUILD.mkdir(exist_ok=True)
         cache.write_text(out)
-    pins = []
+    pins, legacy = [], []
     for line in cache.read_text().splitlines():
         line = line.split("#")[0].strip()
         if not line or line.startswith("-"):
             continue
-        if normalise(line.split("==")[0].split("[")[0].strip()) not in BUNDLED_BY_BLENDER:
+        name = normalise(line.split("==")[0].split("[")[0].strip())
+        if name not in BUNDLED_BY_BLENDER:
             pins.append(line)
-    return pins
+        elif name != "numpy":
+            legacy.append(line)
+    return pins, legacy
 
 
 def download(plat: str, pins: list[str], quiet: bool, python: str = PYTHON_VERSION) -> list[Path]:
@@ -118,13 +126,16 @@ def download(plat: str, pins: list[str], quiet: bool, python: str = PYTHON_VERSI
     return wheels
 
 
-def stage(plat: str, wheels: list[Path], python: str = PYTHON_VERSION) -> Path:
+def stage(plat: str, wheels: list[Path], legacy: list[Path], python: str = PYTHON_VERSION) -> Path:
     folder = BUILD / f"stage-{plat}-py{python}"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(ADDON, folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (folder / "wheels").mkdir()
     for whl in wheels:
         shutil.copy2(whl, folder / "wheels" / whl.name)
+    (folder / "legacy_wheels").mkdir()
+    for whl in legacy:
+        shutil.copy2(whl, folder / "legacy_wheels" / whl.name)
     text = MANIFEST.read_text().replace('blender_version_min = "4.2.0"',
                                         f'blender_version_min = "{BLENDER_MIN_FOR_PYTHON[python]}"')
     wheel_lines = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
@@ -146,28 +157,44 @@ def blender_ext_script() -> Path | None:
     return None
 
 
-def package(plat: str, source: Path, out: Path, quiet: bool) -> None:
+def package(plat: str, source: Path, out: Path, quiet: bool, folder: str) -> None:
+    """Zip `source` under one top-level `folder/`.
+
+    Blender's extension installer accepts a single top-level folder holding the
+    manifest, and the legacy add-on installer (Blender 3.4-4.1) needs exactly
+    that layout, so one zip serves both.
+    """
     out.unlink(missing_ok=True)
     tool = blender_ext_script()
-    if tool is not None:
-        run([sys.executable, str(tool), "build", "--source-dir", str(source), "--output-filepath", str(out)], quiet)
-        run([sys.executable, str(tool), "validate", str(out)], quiet)
-        return
+    flat = out.with_name(f".flat-{out.name}")
+    if tool is not None:  # Blender's own build: applies the manifest's [build] rules and checks the manifest
+        run([sys.executable, str(tool), "build", "--source-dir", str(source), "--output-filepath", str(flat)], quiet)
+        members = _read_members(flat)
+        flat.unlink()
+    else:
+        members = [(p.relative_to(source).as_posix(), p.read_bytes()) for p in sorted(source.rglob("*")) if p.is_file()]
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for path in sorted(source.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(source).as_posix())
+        for name, data in members:
+            zf.writestr(f"{folder}/{name}", data)
+    if tool is not None:
+        run([sys.executable, str(tool), "validate", str(out)], quiet)
+
+
+def _read_members(path: Path) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as zf:
+        return [(info.filename, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
 
 
 def build(plat: str, refresh: bool = False, quiet: bool = False, python: str = PYTHON_VERSION) -> Path:
     manifest = tomllib.loads(MANIFEST.read_text())
-    pins = resolve(plat, refresh, quiet, python)
+    pins, legacy_pins = resolve(plat, refresh, quiet, python)
     wheels = download(plat, pins, quiet, python)
-    source = stage(plat, wheels, python)
+    legacy = download(plat, legacy_pins, quiet, python)
+    source = stage(plat, wheels, legacy, python)
     DIST.mkdir(exist_ok=True)
     tail = "" if python == PYTHON_VERSION else f"-py{python.replace('.', '')}"
     out = DIST / f"{manifest['id']}-{manifest['version']}-{plat.replace('-', '_')}{tail}.zip"
-    package(plat, source, out, quiet)
+    package(plat, source, out, quiet, manifest["id"])
     if not quiet:
         print(f"{out.relative_to(ROOT)}  {out.stat().st_size / 1e6:.1f} MB  ({len(wheels)} wheels)")
     return out

@@ -22,6 +22,10 @@ _cli_handle = None
 def register() -> None:
     import bpy
 
+    from . import legacy
+
+    if legacy.needs_wheels():  # Blender < 4.2 installed us as a legacy add-on: make the wheels importable
+        legacy.activate_wheels()
     from . import handlers, ui
     from .runtime import logfile
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import json
 import logging
 import random
@@ -58,6 +59,23 @@ class ConnectionState:
             wait = max(0, round(self.retry_at - time.time()))
             return f"reconnecting in {wait} s" + (f" ({self.reason})" if self.reason else "")
         return f"{self.status}: {self.reason}" if self.reason else self.status
+
+
+_heap_frozen = False
+
+
+def freeze_heap_once() -> None:
+    """Move the long-lived heap (Blender's, fastmcp's, pydantic's objects) out of the collector's sight.
+
+    A full collection over that heap took 50-200 ms here, holding the GIL, so Blender's UI froze for
+    as long (measured in the GUI test). After `gc.freeze()` full collections only walk objects made
+    since, and stay short. Done once, after the first connection has imported everything.
+    """
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 class _Reconnect(Exception):
@@ -149,7 +167,8 @@ class BusClient:
         try:
             loop.run_until_complete(self._main())
         finally:
-            self._set_state("disconnected", self.state.reason if self.state.status == "error" else "")
+            if self.state.status != "error":  # an error stays on screen, with its reason, until the next connect
+                self._set_state("disconnected")
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
             self._loop = None
@@ -202,6 +221,7 @@ class BusClient:
         async with client:
             await client.set_logging_level("debug")
             await self._register(client)
+            freeze_heap_once()
             self._client = client
             self._set_state("connected")
             tasks = [asyncio.create_task(coro) for coro in

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 
 from . import Runtime
 
 TIMER_IDLE_INTERVAL = 0.05  # seconds between ticks when nothing is queued (20 Hz: cheap, and jobs start promptly)
 TIMER_BUDGET = 0.008  # seconds of work per tick: half a 60 fps frame, so the UI stays responsive
+
+
+class TickStats:
+    """How long the GUI timer's ticks take: the UI stays responsive while the worst tick is under a frame."""
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=5000)
+        self.worst = 0.0
+        self.ticks = 0
+
+    def add(self, seconds: float) -> None:
+        self.recent.append(seconds)
+        self.ticks += 1
+        self.worst = max(self.worst, seconds)
+
+    def reset(self) -> None:
+        self.recent.clear()
+        self.worst = 0.0
+        self.ticks = 0
+
+
+TICKS = TickStats()
 
 
 def make_timer(get_runtime: Callable[[], Runtime | None],
@@ -22,9 +46,12 @@ def make_timer(get_runtime: Callable[[], Runtime | None],
         runtime = get_runtime()
         if runtime is None:
             return None
-        runtime.drain(TIMER_BUDGET)
+        started = time.perf_counter()
+        steps = runtime.drain(TIMER_BUDGET)
         if after is not None:
             after(runtime)
+        if steps:  # idle ticks say nothing about responsiveness under load
+            TICKS.add(time.perf_counter() - started)
         return 0.0 if len(runtime.pump) else TIMER_IDLE_INTERVAL
 
     return tick

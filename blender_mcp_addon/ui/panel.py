@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 import bpy
@@ -29,9 +30,16 @@ class VIEW3D_PT_blender_mcp(bpy.types.Panel):
         status = state.status if state else "disconnected"
 
         box = layout.box()
-        row = box.row()
-        row.alert = status == "error"
-        row.label(text=state.describe() if state else "disconnected", icon=STATUS_ICONS.get(status, "QUESTION"))
+        col = box.column(align=True)
+        col.alert = status == "error"  # drawn red
+        headline = status
+        if status == "reconnecting" and state and state.retry_at:
+            headline = f"reconnecting in {max(0, round(state.retry_at - time.time()))} s"
+        col.label(text=headline, icon=STATUS_ICONS.get(status, "QUESTION"))
+        if state and state.reason:  # the reason in plain words, wrapped to the sidebar's width
+            width = max(16, int(context.region.width / (7 * context.preferences.system.ui_scale)) - 4)
+            for line in textwrap.wrap(state.reason, width)[:4]:
+                col.label(text=line)
         if keeper is not None and keeper.username:
             box.label(text=f"User: {keeper.username}", icon="USER")
         row = box.row(align=True)
