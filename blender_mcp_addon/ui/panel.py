@@ -86,8 +86,11 @@ class VIEW3D_PT_blender_mcp(bpy.types.Panel):
 
         running = [r for r in runtime.recent if r.status == "running" and r.progress is not None]
         for record in running[-2:]:
+            text = f"{record.command}: {record.message}"
             if hasattr(layout, "progress"):  # Blender 4.0+
-                layout.progress(factor=record.progress, type="BAR", text=f"{record.command}: {record.message}")
+                layout.progress(factor=record.progress, type="BAR", text=text)
+            else:
+                layout.label(text=f"{round(record.progress * 100)}%  {text}", icon="SORTTIME")
 
         if runtime.recent:
             box = layout.box()

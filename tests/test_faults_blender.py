@@ -1,0 +1,115 @@
+"""Faults with a real headless Blender worker: cancel, server restart mid-job, token expiry, kill -9 mid-job."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from tests.blender_worker import Worker
+from tests.helpers import ServerProcess, bus_client, free_port, send, tool_json, wait_online
+from tests.test_dispatch import call, style_a
+
+pytestmark = [pytest.mark.blender, pytest.mark.anyio]
+
+
+async def final(client, job_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rec in client.collector.records:
+            p = rec["payload"]
+            if p.get("job_id") == job_id and p.get("status") in ("completed", "error", "cancelled"):
+                return p
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no final update for {job_id}")
+
+
+def job(job_id: str, script: str) -> dict:
+    return {"message_type": "job_dispatch", "job_id": job_id, "script": script}
+
+
+async def test_cancel_queued_and_running_jobs(server, tmp_path):
+    w = Worker(server.url, tmp_path / "user", "blender-cancel-01")
+    try:
+        async with bus_client(server.url, uuid="cx-llm") as llm:
+            await wait_online(llm, "blender-cancel-01", timeout=90)
+            await send(llm, target_uuid="blender-cancel-01", from_uuid="cx-llm",
+                       payload=job("cx-running", "import time\ntime.sleep(2.5)\nprint('finished anyway')"))
+            await asyncio.sleep(0.7)
+            await send(llm, target_uuid="blender-cancel-01", from_uuid="cx-llm", payload=job("cx-queued", "print(1)"))
+            await asyncio.sleep(0.3)
+            queued = tool_json(await llm.call_tool("blender_cancel_job", {"job_id": "cx-queued"}))
+            running = tool_json(await llm.call_tool("blender_cancel_job", {"job_id": "cx-running"}))
+            assert queued["status"] == running["status"] == "cancel_requested"
+            q = await final(llm, "cx-queued", 10)
+            assert q["status"] == "cancelled" and "before it started" in q["error"]
+            r = await final(llm, "cx-running", 20)
+            assert r["status"] == "cancelled" and "while running" in r["error"]
+            unknown = tool_json(await llm.call_tool("blender_cancel_job", {"job_id": "no-such-job"}))
+            assert unknown["error"] == "unknown_job"
+    finally:
+        w.stop()
+
+
+async def test_a_reply_made_during_a_server_restart_reaches_its_originator(tmp_path):
+    srv = ServerProcess(tmp_path / "srv", free_port())
+    srv.data_dir.mkdir()
+    srv.start()
+    w = Worker(srv.url, tmp_path / "user", "blender-restart-02")
+    try:
+        async with bus_client(srv.url, uuid="rs-orig") as llm:
+            await wait_online(llm, "blender-restart-02", timeout=90)
+            await send(llm, target_uuid="blender-restart-02", from_uuid="rs-orig",
+                       payload=job("rs-job", "import time\ntime.sleep(3)\nprint('survived')"))
+            await asyncio.sleep(0.5)
+            srv.stop()  # the job is running in Blender; its reply has nowhere to go
+        await asyncio.sleep(0.5)
+        srv.start()
+        async with bus_client(srv.url, uuid="rs-orig") as llm:  # the originator comes back under its uuid
+            update = await final(llm, "rs-job", 60)
+            assert update["status"] == "completed" and update["result"] == "survived\n"
+            assert "blender-restart-02" in [c["uuid"] for c in tool_json(
+                await llm.call_tool("blender_list_available_clients", {}))["persistent"] if c["online"]]
+    finally:
+        w.stop()
+        srv.stop()
+
+
+async def test_access_token_expiring_during_a_long_connection(tmp_path):
+    srv = ServerProcess(tmp_path / "srv", free_port(), env={"BLENDER_MCP_ACCESS_TTL": "3"})
+    srv.data_dir.mkdir()
+    srv.start()
+    w = Worker(srv.url, tmp_path / "user", "blender-ttl-01")
+    try:
+        async with bus_client(srv.url, uuid="ttl-llm") as llm:
+            await wait_online(llm, "blender-ttl-01", timeout=90)
+        await asyncio.sleep(10)  # three access-token lifetimes
+        async with bus_client(srv.url, uuid="ttl-llm-2") as llm:
+            entry = await wait_online(llm, "blender-ttl-01", timeout=10)
+            assert entry["online"]
+            await send(llm, target_uuid="blender-ttl-01", from_uuid="ttl-llm-2", payload=job("ttl-job", "print('fresh')"))
+            assert (await final(llm, "ttl-job", 30))["result"] == "fresh\n"
+        assert "reconnecting" not in w.log()  # refreshed in place, the connection never dropped
+    finally:
+        w.stop()
+        srv.stop()
+
+
+async def test_killing_blender_mid_job_gives_target_lost(server, tmp_path):
+    w = Worker(server.url, tmp_path / "user", "blender-doomed-01", username="alice", password="alice-pw")
+    try:
+        async with bus_client(server.url, username="alice", password="alice-pw", uuid="k-watch") as watch:
+            await wait_online(watch, "blender-doomed-01", timeout=90)
+        async with await style_a(server.url, "alice", "alice-pw") as client:
+            task = asyncio.create_task(call(client, "blender_execute_code",
+                                            {"code": "import time\ntime.sleep(30)", "_timeout": 60}))
+            await asyncio.sleep(1.5)
+            w.proc.send_signal(signal.SIGKILL)
+            started = time.monotonic()
+            lost = await asyncio.wait_for(task, 30)
+            assert lost["status"] == "target_lost" and lost["target_uuid"] == "blender-doomed-01"
+            assert time.monotonic() - started < 15
+    finally:
+        w.stop()

@@ -1,0 +1,91 @@
+"""Limits and bad input, each answered with a structured error; random arguments to every tool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from blender_mcp_addon.protocol.catalog import COMMANDS
+from tests.helpers import ServerProcess, bus_client, free_port, login, send, tool_json
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    srv = ServerProcess(tmp_path_factory.mktemp("limited"), free_port(), env={
+        "BLENDER_MCP_MESSAGES_PER_MINUTE": "8", "BLENDER_MCP_MAX_CLIENTS_PER_USER": "3",
+        "BLENDER_MCP_OFFLINE_MAX_RECORDS": "2"}).start()
+    yield srv
+    srv.stop()
+
+
+async def test_limits_answer_with_structured_errors(limited):
+    base = limited.url
+    async with bus_client(base, uuid="lim-a") as a, bus_client(base, uuid="lim-b", persistent=True):
+        pass  # lim-b is now offline and persistent
+    async with bus_client(base, uuid="lim-a") as a, bus_client(base, uuid="lim-c"):
+        too_many = tool_json(await a.call_tool("blender_register_client", {"client_uuid": "lim-d", "client_type": "llm"}))
+        assert too_many["error"] == "too_many_clients" and "limit 3" in too_many["message"]
+        answers = [await send(a, target_uuid="lim-b", from_uuid="lim-a", payload={"n": i}) for i in range(3)]
+        assert [r["status"] for r in answers[:2]] == ["queued", "queued"]
+        assert answers[2]["error"] == "outbox_full"  # the offline bound: the sender is told, nothing silently dropped
+        answers = [await send(a, target_uuid="lim-a", payload={"n": i}) for i in range(6)]
+        limited_answers = [r for r in answers if r.get("error") == "rate_limited"]
+        assert limited_answers and limited_answers[0]["retry_after"] >= 1
+
+
+BUS_TOOLS = {
+    "blender_register_client": ["client_uuid", "client_type", "is_persistent", "capabilities", "group_id", "label"],
+    "blender_unregister_client": ["client_uuid"],
+    "blender_list_available_clients": [],
+    "blender_send_message": ["payload", "from_uuid", "target_uuid", "group_id", "client_type", "priority"],
+    "blender_job_update": ["job_id", "status", "result", "error", "progress", "message", "details", "from_uuid"],
+    "blender_cancel_job": ["job_id"],
+    "blender_heartbeat": ["client_uuid"],
+}
+TOOLS = {**BUS_TOOLS, **{c.tool_name: [p.name for p in c.params] + ["target_uuid", "_timeout"] for c in COMMANDS}}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10)
+
+
+@st.composite
+def tool_calls(draw):
+    name = draw(st.sampled_from(sorted(TOOLS)))
+    keys = draw(st.lists(st.sampled_from(TOOLS[name] or ["x"]) | st.text(min_size=1, max_size=8), max_size=5))
+    return name, {k: draw(json_values) for k in keys}
+
+
+def test_random_arguments_to_every_tool_get_structured_answers(server):
+    token = login(server.url)["access_token"]
+
+    async def run(calls):
+        transport = StreamableHttpTransport(url=f"{server.url}/mcp", headers={"Authorization": f"Bearer {token}"})
+        async with Client(transport, timeout=30) as client:
+            for name, args in calls:
+                result = await client.call_tool(name, args, raise_on_error=False)
+                text = result.content[0].text if result.content else ""
+                if result.is_error:
+                    assert text and "Traceback" not in text, (name, args, text)  # a validation message
+                else:
+                    answer = json.loads(text)
+                    assert isinstance(answer, dict) and answer, (name, args, answer)
+                    assert "status" in answer or {"persistent", "ephemeral"} <= set(answer), (name, args, answer)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(tool_calls(), min_size=1, max_size=6))
+    def fuzz(calls):
+        asyncio.run(run(calls))
+
+    fuzz()
+    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
