@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -58,7 +59,8 @@ async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path)
     log = open(OUT / "blender.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER_GUI,
                              "--python", str(ROOT / "tests/gui/gui_driver.py"), "--", extension_zip(), server.url,
-                             str(OUT)], stdout=log, stderr=subprocess.STDOUT, env=env)
+                             str(OUT)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)  # its own process group: Blender and Xvfb go together
     try:
         await wait_file(OUT / "phase-connected", 180, proc)
         async with bus_client(server.url, uuid="gui-llm") as llm:
@@ -104,7 +106,7 @@ async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path)
         proc.wait(30)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run alone would leave Blender running
         log.close()
     results = json.loads((OUT / "results.json").read_text())
     assert not results["errors"] or all(e.startswith("tab:") for e in results["errors"]), results["errors"]

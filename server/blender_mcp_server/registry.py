@@ -43,6 +43,7 @@ class ClientEntry:
     registered_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
     offline_since: float | None = None
+    missed_pings: int = 0
 
     def public(self) -> dict[str, Any]:
         return {"uuid": self.uuid, "client_type": self.client_type, "group_id": self.group_id,
@@ -139,6 +140,12 @@ class Registry:
 
     def touch(self, entry: ClientEntry) -> None:
         entry.last_seen = time.time()
+        entry.missed_pings = 0
+
+    def touch_session(self, session_id: str | None) -> None:
+        """Any request on a session shows its clients are alive: no ping needed for a while."""
+        for entry in self._entries_of_session(session_id) if session_id else ():
+            self.touch(entry)
 
     def park(self, user_id: str, client_uuid: str, priority: int, data: dict[str, Any], limit: int) -> bool:
         """Hold a record for a uuid that is not registered (yet): a job's originator after a restart."""
@@ -158,6 +165,7 @@ class Registry:
 
     def _set_online(self, entry: ClientEntry) -> None:
         entry.online = True
+        entry.missed_pings = 0
         entry.offline_reason = None
         entry.offline_since = None
         entry.last_seen = time.time()

@@ -59,6 +59,9 @@ class TokenService:
         self.api_ttl = api_ttl
         self._user_cache: dict[int, tuple[float, bool]] = {}
         self._api_cache: dict[str, tuple[float, bool]] = {}
+        # Every /mcp request carries its token; decoding the same JWT again is a measurable share of
+        # the server's time (profiled), so a verified token's claims are kept until it expires.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def _mint(self, user: User, typ: str, audience: str, ttl: int) -> Issued:
         now = int(time.time())
@@ -90,7 +93,12 @@ class TokenService:
             raise TokenError("invalid token") from None
 
     def verify_bearer(self, token: str) -> dict[str, Any]:
-        claims = self._decode(token, ACCESS_AUDIENCE)
+        claims = self._verified.get(token)
+        if claims is None or claims["exp"] <= time.time():
+            claims = self._decode(token, ACCESS_AUDIENCE)
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[token] = claims
         if claims.get("typ") not in _BEARER_TYPES:
             raise TokenError("not an access token")
         if not self._cached(self._user_cache, int(claims["sub"]),
@@ -121,6 +129,7 @@ class TokenService:
         """Drop cached lookups, e.g. after this process revoked a token or deleted a user."""
         self._user_cache.clear()
         self._api_cache.clear()
+        self._verified.clear()
 
     @staticmethod
     def _cached(cache: dict, key: Any, lookup) -> bool:
