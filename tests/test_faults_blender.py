@@ -113,3 +113,24 @@ async def test_killing_blender_mid_job_gives_target_lost(server, tmp_path):
             assert time.monotonic() - started < 15
     finally:
         w.stop()
+
+
+async def test_server_shutdown_ends_waiting_calls_with_a_definite_status(tmp_path):
+    srv = ServerProcess(tmp_path / "srv", free_port())
+    srv.data_dir.mkdir()
+    srv.start()
+    w = Worker(srv.url, tmp_path / "user", "blender-shutdown-01")
+    try:
+        async with bus_client(srv.url, uuid="sd-watch") as watch:
+            await wait_online(watch, "blender-shutdown-01", timeout=90)
+        async with await style_a(srv.url) as client:
+            task = asyncio.create_task(call(client, "blender_execute_code",
+                                            {"code": "import time\ntime.sleep(4)", "_timeout": 60}))
+            await asyncio.sleep(1.0)
+            srv.proc.send_signal(signal.SIGTERM)
+            answer = await asyncio.wait_for(task, 15)
+            assert answer["status"] == "cancelled" and "shutting down" in answer["error"] and answer["job_id"]
+        assert srv.proc.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
+    finally:
+        w.stop()
+        srv.stop()

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,12 @@ class Bus:
         self.jobs = jobs
         self._rate = WindowCounter(settings.messages_per_minute)
         self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.shutting_down = False
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._sweep_loop(), name="bus-sweep"),
                        loop.create_task(self._ping_loop(), name="bus-ping")]
 
@@ -84,6 +87,36 @@ class Bus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(e.outbox.close() for e in self.registry.all_entries()), return_exceptions=True)
+
+    def request_shutdown(self, then: Callable[[], None], grace: float = 0.5) -> bool:
+        """From a signal handler: end every waiting dispatch with a definite status, then call `then`.
+
+        The grace period lets those answers leave before `then` (uvicorn's own exit, which closes
+        every SSE stream at once, the POST answers included) runs. False when the bus is not running.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return False
+
+        def begin() -> None:
+            self._begin_shutdown()
+            loop.call_later(grace if self.jobs.waiting() else 0.0, then)
+
+        loop.call_soon_threadsafe(begin)
+        return True
+
+    def _begin_shutdown(self) -> None:
+        self.shutting_down = True
+        for job_id in self.jobs.waiting():
+            job = self.jobs.row(job_id)
+            target = self.registry.get(job.user_id, job.target_uuid) if job and job.target_uuid else None
+            if target is not None:
+                self.deliver(job.user_id, [target], Routing(type="direct", target_uuid=target.uuid),
+                             CancelJob(job_id=job_id, reason="the bus server is shutting down").model_dump(),
+                             Priority.ALERT, from_uuid=None, job_id=job_id)
+            self.jobs.set_status(job_id, "cancelled")
+            self.jobs.offer(job_id, {"job_id": job_id, "status": "cancelled",
+                                     "error": "the bus server is shutting down; the job was cancelled"})
 
     async def _sweep_loop(self) -> None:
         while True:

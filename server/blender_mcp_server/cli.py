@@ -48,9 +48,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"BlenderMCP bus on {url}/mcp   (health: {url}/health)")
     print(f'log in: curl -s -X POST {url}/auth/login -H "content-type: application/json" '
           "-d '{\"username\":\"demo\",\"password\":\"demo\"}'", flush=True)
-    uvicorn.run(server.app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=5)
+    config = uvicorn.Config(server.app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=5)
+    graceful_server(config, server.bus).run()
     return 0
+
+
+def graceful_server(config: Any, bus: Any) -> Any:
+    """A uvicorn server that lets the bus answer every waiting call before it stops.
+
+    uvicorn waits for open requests before the app's own shutdown runs, so a Style A call waiting on
+    Blender would only see its connection cut; on SIGINT/SIGTERM the bus first ends those calls with
+    a definite status.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            def exit_now() -> None:
+                super(Server, self).handle_exit(sig, frame)
+
+            if self.should_exit or not bus.request_shutdown(exit_now):
+                exit_now()
+
+    return Server(config)
 
 
 def _password(args: argparse.Namespace) -> str:

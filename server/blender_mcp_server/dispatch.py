@@ -56,6 +56,8 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
 
 async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any], *, target_uuid: str | None,
                    timeout: float, progress: ProgressFn | None = None) -> dict[str, Any]:
+    if bus.shutting_down:
+        return _shape("error", command, target_uuid, error="the bus server is shutting down; try again shortly")
     chosen = choose_target(bus, caller, command, target_uuid)
     if isinstance(chosen, dict):
         return chosen

@@ -41,6 +41,10 @@ class Jobs:
         row = self._store.get_job(job_id)
         return row if row is not None and row.user_id == user_id else None
 
+    def row(self, job_id: str) -> JobRow | None:
+        """The job whoever owns it: for the server's own bookkeeping, never for answering a caller."""
+        return self._store.get_job(job_id)
+
     def exists_for_other(self, user_id: str, job_id: str) -> bool:
         row = self._store.get_job(job_id)
         return row is not None and row.user_id != user_id
