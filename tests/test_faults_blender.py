@@ -134,3 +134,25 @@ async def test_server_shutdown_ends_waiting_calls_with_a_definite_status(tmp_pat
     finally:
         w.stop()
         srv.stop()
+
+
+async def test_a_dropped_network_recovers_and_loses_nothing(server, tmp_path):
+    from tests.tcp_proxy import CuttableProxy
+
+    proxy = await CuttableProxy(server.port).start()
+    w = Worker(proxy.url, tmp_path / "user", "blender-netdrop-01")
+    try:
+        async with bus_client(server.url, uuid="nd-llm") as llm:
+            await wait_online(llm, "blender-netdrop-01", timeout=90)
+            await send(llm, target_uuid="blender-netdrop-01", from_uuid="nd-llm", payload=job("nd-1", "print(1)"))
+            assert (await final(llm, "nd-1", 30))["result"] == "1\n"
+            proxy.cut()
+            await wait_online(llm, "blender-netdrop-01", online=False, timeout=20)
+            answer = await send(llm, target_uuid="blender-netdrop-01", from_uuid="nd-llm",
+                                payload=job("nd-2", "print('sent while cut off')"))
+            assert answer["status"] == "queued"
+            update = await final(llm, "nd-2", 60)  # reconnected by itself, the queued job ran
+            assert update["result"] == "sent while cut off\n"
+    finally:
+        w.stop()
+        await proxy.stop()
