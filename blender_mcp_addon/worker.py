@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 
-from .client import AuthError, ClientConfig, TokenKeeper
+from .client import ClientConfig
+from .client.auth import keeper_for_cli
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +61,10 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
         return 2
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=args.blend)
-    keeper = TokenKeeper(args.server, username=args.username, password=password, api_token=token)
-    if not token:
-        try:
-            keeper.login_blocking(args.username, password, remember_password=True)
-        except AuthError as exc:
-            print(f"error: login refused: {exc}", file=sys.stderr)
-            return 3
-        except Exception as exc:
-            print(f"error: cannot reach {keeper.base}: {exc}", file=sys.stderr)
-            return 4
+    keeper, code, why = keeper_for_cli(args.server, username=args.username, password=password, token=token)
+    if keeper is None:
+        print(f"error: {why}", file=sys.stderr)
+        return code
     config = ClientConfig(server_url=args.server, client_uuid=args.uuid or stable_uuid(), client_type="blender",
                           is_persistent=True, label=args.label or default_label(), group_id=args.group,
                           capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ServerProcess, free_port
+from tests.helpers import ServerProcess, free_port, start_fresh
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +18,7 @@ def server(tmp_path_factory):
 @pytest.fixture
 def fresh_server(tmp_path):
     """A server of the test's own, for tests that restart or break it."""
-    srv = ServerProcess(tmp_path / "server", free_port())
-    srv.data_dir.mkdir()
-    srv.start()
+    srv = start_fresh(tmp_path / "server")
     yield srv
     srv.stop()
 

@@ -72,6 +72,12 @@ class ServerProcess:
                               capture_output=True, text=True, input=input, cwd=ROOT, timeout=60)
 
 
+def start_fresh(folder: Path, **env: str) -> ServerProcess:
+    """A started server of its own (for tests that restart, stop or configure it), data under `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return ServerProcess(folder, free_port(), env=env).start()
+
+
 def login(base: str, username: str = "demo", password: str = "demo") -> dict[str, Any]:
     r = httpx.post(f"{base}/auth/login", json={"username": username, "password": password}, timeout=10)
     r.raise_for_status()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.blender_worker import Worker
-from tests.helpers import ServerProcess, bus_client, free_port, send, tool_json, wait_online
+from tests.helpers import bus_client, send, start_fresh, tool_json, wait_online
 from tests.test_dispatch import call, style_a
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
@@ -54,9 +54,7 @@ async def test_cancel_queued_and_running_jobs(server, tmp_path):
 
 
 async def test_a_reply_made_during_a_server_restart_reaches_its_originator(tmp_path):
-    srv = ServerProcess(tmp_path / "srv", free_port())
-    srv.data_dir.mkdir()
-    srv.start()
+    srv = start_fresh(tmp_path / "srv")
     w = Worker(srv.url, tmp_path / "user", "blender-restart-02")
     try:
         async with bus_client(srv.url, uuid="rs-orig") as llm:
@@ -78,9 +76,7 @@ async def test_a_reply_made_during_a_server_restart_reaches_its_originator(tmp_p
 
 
 async def test_access_token_expiring_during_a_long_connection(tmp_path):
-    srv = ServerProcess(tmp_path / "srv", free_port(), env={"BLENDER_MCP_ACCESS_TTL": "3"})
-    srv.data_dir.mkdir()
-    srv.start()
+    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_ACCESS_TTL="3")
     w = Worker(srv.url, tmp_path / "user", "blender-ttl-01")
     try:
         async with bus_client(srv.url, uuid="ttl-llm") as llm:
@@ -116,9 +112,7 @@ async def test_killing_blender_mid_job_gives_target_lost(server, tmp_path):
 
 
 async def test_server_shutdown_ends_waiting_calls_with_a_definite_status(tmp_path):
-    srv = ServerProcess(tmp_path / "srv", free_port())
-    srv.data_dir.mkdir()
-    srv.start()
+    srv = start_fresh(tmp_path / "srv")
     w = Worker(srv.url, tmp_path / "user", "blender-shutdown-01")
     try:
         async with bus_client(srv.url, uuid="sd-watch") as watch:

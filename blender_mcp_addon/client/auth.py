@@ -142,6 +142,25 @@ class TokenKeeper:
         return BearerAuth(self)
 
 
+def keeper_for_cli(server_url: str, *, username: str | None, password: str | None,
+                   token: str | None) -> tuple[TokenKeeper | None, int, str]:
+    """A ready keeper for a command-line program (worker, stdio bridge), or an exit code and why not.
+
+    With an API token nothing is asked of the server yet; with a password the login happens now, so a
+    wrong password or an unreachable server is a clear message and exit code, not a traceback later.
+    """
+    keeper = TokenKeeper(server_url, username=username, password=password, api_token=token)
+    if token:
+        return keeper, 0, ""
+    try:
+        keeper.login_blocking(username or "", password or "", remember_password=True)
+    except AuthError as exc:
+        return None, 3, f"login refused: {exc}"
+    except Exception as exc:
+        return None, 4, f"cannot reach {keeper.base}: {exc}"
+    return keeper, 0, ""
+
+
 def _reason(r: httpx.Response) -> str:
     try:
         body = r.json()

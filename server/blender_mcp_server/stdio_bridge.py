@@ -18,7 +18,7 @@ def run_bridge(args: argparse.Namespace) -> int:
     from fastmcp.client.transports import StreamableHttpTransport
     from fastmcp.server import create_proxy
 
-    from blender_mcp_addon.client.auth import AuthError, TokenKeeper
+    from blender_mcp_addon.client.auth import keeper_for_cli
 
     token = os.environ.get(args.token_env)
     password = os.environ.get(args.password_env)
@@ -26,16 +26,10 @@ def run_bridge(args: argparse.Namespace) -> int:
         print(f"error: set {args.token_env} (an API token from `blender-mcp-server token create USER`), "
               f"or pass --username and set {args.password_env}", file=sys.stderr)
         return 2
-    keeper = TokenKeeper(args.server, username=args.username, password=password, api_token=token)
-    if not token:
-        try:
-            keeper.login_blocking(args.username, password, remember_password=True)
-        except AuthError as exc:
-            print(f"error: login refused: {exc}", file=sys.stderr)
-            return 3
-        except Exception as exc:
-            print(f"error: cannot reach {keeper.base}: {exc}", file=sys.stderr)
-            return 4
+    keeper, code, why = keeper_for_cli(args.server, username=args.username, password=password, token=token)
+    if keeper is None:
+        print(f"error: {why}", file=sys.stderr)
+        return code
     backend = Client(StreamableHttpTransport(url=f"{keeper.base}/mcp", auth=keeper.auth()), timeout=600)
     proxy = create_proxy(backend, name="blender-mcp-bus")
     proxy.run(transport="stdio", show_banner=False)

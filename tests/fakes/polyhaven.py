@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from tests.fakes import files
+from tests.fakes.base import FakeHandler, FakeService
 
 HDRI_ID = "kloofendal_43d_clear_puresky"
 TEXTURE_ID = "rock_wall_08"
@@ -28,25 +26,15 @@ ASSETS = {
 }
 
 
-class FakePolyHaven:
+class FakePolyHaven(FakeService):
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
         self.requests: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__()
 
     def start(self) -> FakePolyHaven:
         self._make_files()
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return super().start()
 
     def _entry(self, name: str, data: bytes, include: dict | None = None) -> dict:
         self.blobs[name] = data
@@ -73,20 +61,10 @@ class FakePolyHaven:
                 "../../../../tmp/blender_mcp_pwned.txt": self._entry("pwned.txt", b"pwned")})}}},
         }
 
-    def _handler(self):
+    def handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(FakeHandler):
             def do_GET(self):
                 url = urlparse(self.path)
                 fake.requests.append(url.path)
@@ -113,8 +91,5 @@ class FakePolyHaven:
                 if len(parts) == 2 and parts[0] == "dl" and parts[1] in fake.blobs:
                     return self._send(200, fake.blobs[parts[1]], "application/octet-stream")
                 return self._send(404, b'{"error":"not found"}')
-
-            def _json(self, obj) -> None:
-                self._send(200, json.dumps(obj).encode())
 
         return Handler

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from tests.fakes import files
+from tests.fakes.base import FakeHandler, FakeService
 
 API_KEY = "test-key-123"
 MODEL_UID = "a1b2c3d4"
 EVIL_UID = "evilzip"
 
 
-class FakeServices:
+class FakeServices(FakeService):
     def __init__(self) -> None:
         gltf, bin_data = files.gltf_triangle("scene.bin")
         self.blobs = {
@@ -25,38 +24,12 @@ class FakeServices:
             f"{EVIL_UID}.zip": files.zip_of({"scene.gltf": gltf, "../../../../tmp/blender_mcp_zip_pwned.txt": b"x"}),
         }
         self.status_calls = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> FakeServices:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handler(self):
+    def handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, obj, status: int = 200) -> None:
-                self._send(status, json.dumps(obj).encode())
-
+        class Handler(FakeHandler):
             def _authorized(self, scheme: str) -> bool:
                 if self.headers.get("Authorization") == f"{scheme} {API_KEY}":
                     return True
