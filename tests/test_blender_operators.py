@@ -22,7 +22,7 @@ from tests.helpers import bus_client, send, wait_online
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 
 SCRIPT = r"""
-import bpy, importlib, json, sys, time
+import bpy, importlib, json, os, sys, time
 server = sys.argv[-1]
 zip_path = sys.argv[-2]
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
@@ -64,6 +64,7 @@ out["logout"] = sorted(bpy.ops.blender_mcp.logout())
 time.sleep(1.0)
 out["refresh_token"] = refresh
 print("RESULT " + json.dumps(out), flush=True)
+os._exit(0)  # bpy 4.5's module can hang at interpreter exit; worker_cli leaves the same way
 """
 
 
@@ -90,7 +91,7 @@ async def test_ask_policy_login_logout_through_the_operators(server, tmp_path):
             await send(llm, target_uuid="blender-gui-ops", from_uuid="ops-llm",
                        payload={"message_type": "job_dispatch", "job_id": job_id, "script": f"print('{job_id}')"})
         result = json.loads((await read_until("RESULT "))[len("RESULT "):])
-        await proc.wait()
+        await asyncio.wait_for(proc.wait(), 30)
         finals = {}
         queued = set()
         deadline = time.monotonic() + 10

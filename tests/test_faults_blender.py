@@ -78,11 +78,12 @@ async def test_a_reply_made_during_a_server_restart_reaches_its_originator(tmp_p
 async def test_access_token_expiring_during_a_long_connection(tmp_path):
     srv = start_fresh(tmp_path / "srv", BLENDER_MCP_ACCESS_TTL="3")
     w = Worker(srv.url, tmp_path / "user", "blender-ttl-01")
+    api_token = srv.cli("token", "create", "demo").stdout.strip()  # the test's own client must not expire
     try:
-        async with bus_client(srv.url, uuid="ttl-llm") as llm:
+        async with bus_client(srv.url, token=api_token, uuid="ttl-llm") as llm:
             await wait_online(llm, "blender-ttl-01", timeout=90)
-        await asyncio.sleep(10)  # three access-token lifetimes
-        async with bus_client(srv.url, uuid="ttl-llm-2") as llm:
+        await asyncio.sleep(10)  # three access-token lifetimes of the worker's login
+        async with bus_client(srv.url, token=api_token, uuid="ttl-llm-2") as llm:
             entry = await wait_online(llm, "blender-ttl-01", timeout=10)
             assert entry["online"]
             await send(llm, target_uuid="blender-ttl-01", from_uuid="ttl-llm-2", payload=job("ttl-job", "print('fresh')"))

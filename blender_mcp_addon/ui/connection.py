@@ -13,7 +13,8 @@ from .preferences import get_prefs
 
 def _redraw_when_changed(runtime: Runtime) -> None:
     state = runtime.state
-    key = (state.status, state.reason, len(state.clients), len(runtime.pump))
+    pending = runtime.client.pending_updates() if runtime.client else 0
+    key = (state.status, state.reason, len(state.clients), len(runtime.pump), pending)
     if not runtime.dirty and key == getattr(runtime, "_drawn_key", None):
         return
     runtime.dirty = False
