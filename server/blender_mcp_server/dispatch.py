@@ -28,8 +28,9 @@ HINT_NO_CLIENT = ("No Blender client connected to your bus. Open Blender, enable
 HINT_AMBIGUOUS = "Multiple Blender clients connected; pass target_uuid=<one of candidates> to disambiguate."
 
 
-def _shape(status: str, command: str, target: str | None = None, job_id: str | None = None, result: Any = None,
+def dispatch_answer(status: str, command: str, target: str | None = None, job_id: str | None = None, result: Any = None,
            error: str = "", **extra: Any) -> dict[str, Any]:
+    """A dispatch tool's answer in the spec's shape: status, command, target_uuid, job_id, result, error."""
     return {"status": status, "command": command, "target_uuid": target, "job_id": job_id, "result": result,
             "error": error, **extra}
 
@@ -38,10 +39,10 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
     if target_uuid:
         entry = bus.registry.get(caller.user_id, target_uuid)
         if entry is None:
-            return _shape("unknown_target", command, target_uuid, error=f"no client {target_uuid!r} on your bus",
+            return dispatch_answer("unknown_target", command, target_uuid, error=f"no client {target_uuid!r} on your bus",
                           hint="call blender_list_available_clients to see the uuids on your bus")
         if not entry.online:
-            return _shape("target_offline", command, target_uuid, error=f"{target_uuid} is offline",
+            return dispatch_answer("target_offline", command, target_uuid, error=f"{target_uuid} is offline",
                           last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
                           hint="open that Blender and connect it, or pick another target")
         return entry
@@ -57,24 +58,24 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
 async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any], *, target_uuid: str | None,
                    timeout: float, progress: ProgressFn | None = None) -> dict[str, Any]:
     if bus.shutting_down:
-        return _shape("error", command, target_uuid, error="the bus server is shutting down; try again shortly")
+        return dispatch_answer("error", command, target_uuid, error="the bus server is shutting down; try again shortly")
     chosen = choose_target(bus, caller, command, target_uuid)
     if isinstance(chosen, dict):
         return chosen
     entry = chosen
     if bad := bus.check_rate(caller):
-        return _shape("rate_limited", command, entry.uuid, error=bad["message"])
+        return dispatch_answer("rate_limited", command, entry.uuid, error=bad["message"])
     job_id = new_id("j")
     payload = CommandDispatch(job_id=job_id, command=command, params=params).model_dump()
     if bad := bus.check_payload(payload):
-        return _shape("invalid_arguments", command, entry.uuid, error=bad["message"])
+        return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
     bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
     updates = bus.jobs.wait_for(job_id)
     try:
         sent = bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
                            DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id)
         if sent["status"] == "error":
-            return _shape("error", command, entry.uuid, job_id, error=sent["message"])
+            return dispatch_answer("error", command, entry.uuid, job_id, error=sent["message"])
         return await _wait(bus, caller, entry, command, job_id, updates, timeout, progress)
     finally:
         bus.jobs.stop_waiting(job_id)
@@ -87,7 +88,7 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
-            return _shape("timeout", command, entry.uuid, job_id,
+            return dispatch_answer("timeout", command, entry.uuid, job_id,
                           error=f"no answer within {timeout:g} s; the job was cancelled",
                           last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
                           target_online=entry.online,
@@ -100,7 +101,7 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
             if current is None or (not current.online and current.offline_since
                                    and time.time() - current.offline_since > TARGET_LOST_AFTER):
                 bus.jobs.set_status(job_id, "error")
-                return _shape("target_lost", command, entry.uuid, job_id,
+                return dispatch_answer("target_lost", command, entry.uuid, job_id,
                               error=f"{entry.uuid} went offline while running the job "
                                     f"({current.offline_reason if current else 'unregistered'})",
                               last_heartbeat=entry.last_seen)
@@ -114,4 +115,4 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
         if isinstance(result, dict | list):
             result = json.dumps(result)
         extra = {"details": update["details"]} if update.get("details") else {}
-        return _shape(status or "error", command, entry.uuid, job_id, result, update.get("error") or "", **extra)
+        return dispatch_answer(status or "error", command, entry.uuid, job_id, result, update.get("error") or "", **extra)

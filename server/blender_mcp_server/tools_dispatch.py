@@ -18,7 +18,7 @@ from blender_mcp_addon.protocol.catalog import COMMANDS, CommandSpec
 
 from .bus import Bus
 from .context import caller_of
-from .dispatch import _shape, dispatch
+from .dispatch import dispatch, dispatch_answer
 
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
@@ -53,13 +53,13 @@ class DispatchTool(Tool):
         target_uuid = args.pop("target_uuid", None)
         timeout = args.pop("_timeout", None)
         if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
-            return _json(_shape("invalid_arguments", spec.name, target_uuid, error="_timeout must be a number > 0"))
+            return _json(dispatch_answer("invalid_arguments", spec.name, target_uuid, error="_timeout must be a number > 0"))
         if target_uuid is not None and not isinstance(target_uuid, str):
-            return _json(_shape("invalid_arguments", spec.name, None, error="target_uuid must be a string"))
+            return _json(dispatch_answer("invalid_arguments", spec.name, None, error="target_uuid must be a string"))
         try:
             params = spec.validate(args)
         except ValueError as exc:
-            return _json(_shape("invalid_arguments", spec.name, target_uuid, error=str(exc)))
+            return _json(dispatch_answer("invalid_arguments", spec.name, target_uuid, error=str(exc)))
         caller = caller_of(ctx)
         # Captured now: the update that reports progress arrives inside the worker's own request.
         token = ctx.request_context.meta.progressToken if ctx.request_context and ctx.request_context.meta else None
