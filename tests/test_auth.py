@@ -81,11 +81,12 @@ def test_tampered_and_forged_tokens_are_refused(server):
 
 
 def test_expired_token_is_refused(tmp_path):
-    srv = ServerProcess(tmp_path, free_port(), env={"BLENDER_MCP_ACCESS_TTL": "1"}).start()
+    # exp is whole seconds, so a token minted late in a second lives (ttl - 1, ttl] s: 3 s leaves room
+    srv = ServerProcess(tmp_path, free_port(), env={"BLENDER_MCP_ACCESS_TTL": "3"}).start()
     try:
         token = login(srv.url)["access_token"]
         assert mcp_status(srv.url, token) == 200
-        time.sleep(2.2)
+        time.sleep(4.2)
         assert mcp_status(srv.url, token) == 401
     finally:
         srv.stop()
