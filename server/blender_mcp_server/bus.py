@@ -111,9 +111,7 @@ class Bus:
             job = self.jobs.row(job_id)
             target = self.registry.get(job.user_id, job.target_uuid) if job and job.target_uuid else None
             if target is not None:
-                self.deliver(job.user_id, [target], Routing(type="direct", target_uuid=target.uuid),
-                             CancelJob(job_id=job_id, reason="the bus server is shutting down").model_dump(),
-                             Priority.ALERT, from_uuid=None, job_id=job_id)
+                self._request_cancel(job.user_id, job_id, target, "the bus server is shutting down")
             self.jobs.set_status(job_id, "cancelled")
             self.jobs.offer(job_id, {"job_id": job_id, "status": "cancelled",
                                      "error": "the bus server is shutting down; the job was cancelled"})
@@ -313,9 +311,9 @@ class Bus:
         if bad := self.check_payload(payload):
             return bad
         self.registry.touch_session(caller.session_id)
-        if self.jobs.exists_for_other(caller.user_id, job_id):
+        job = self.jobs.row(job_id)  # one read: ownership and routing both come from it
+        if job is not None and job.user_id != caller.user_id:
             return error("forbidden", f"job {job_id!r} is not a job on your bus")
-        job = self.jobs.get(caller.user_id, job_id)
         if job is not None:
             payload.setdefault("command", job.command)
             self.jobs.set_status(job_id, status)
@@ -357,7 +355,11 @@ class Bus:
         if target is None:
             self.jobs.set_status(job_id, "cancelled")
             return {"status": "cancelled", "job_id": job_id, "message": "its target is gone; marked cancelled"}
-        payload = CancelJob(job_id=job_id, reason=reason).model_dump()
-        self.deliver(caller.user_id, [target], Routing(type="direct", target_uuid=target.uuid), payload,
-                     Priority.ALERT, from_uuid=None, job_id=job_id)
+        self._request_cancel(caller.user_id, job_id, target, reason)
         return {"status": "cancel_requested", "job_id": job_id, "target_uuid": target.uuid}
+
+    def _request_cancel(self, user_id: str, job_id: str, target: ClientEntry, reason: str) -> None:
+        """A `cancel_job` record at `alert`, so it overtakes the queued work it cancels."""
+        self.deliver(user_id, [target], Routing(type="direct", target_uuid=target.uuid),
+                     CancelJob(job_id=job_id, reason=reason).model_dump(), Priority.ALERT, from_uuid=None,
+                     job_id=job_id)

@@ -40,11 +40,11 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
         entry = bus.registry.get(caller.user_id, target_uuid)
         if entry is None:
             return dispatch_answer("unknown_target", command, target_uuid, error=f"no client {target_uuid!r} on your bus",
-                          hint="call blender_list_available_clients to see the uuids on your bus")
+                                   hint="call blender_list_available_clients to see the uuids on your bus")
         if not entry.online:
             return dispatch_answer("target_offline", command, target_uuid, error=f"{target_uuid} is offline",
-                          last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
-                          hint="open that Blender and connect it, or pick another target")
+                                   last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
+                                   hint="open that Blender and connect it, or pick another target")
         return entry
     candidates = [c for c in bus.registry.clients(caller.user_id) if c.client_type == "blender" and c.online]
     if not candidates:
@@ -89,11 +89,11 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
         if remaining <= 0:
             bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
             return dispatch_answer("timeout", command, entry.uuid, job_id,
-                          error=f"no answer within {timeout:g} s; the job was cancelled",
-                          last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
-                          target_online=entry.online,
-                          hint="raise _timeout for long work; a recent heartbeat means Blender is busy, an old one "
-                               "that it is gone")
+                                   error=f"no answer within {timeout:g} s; the job was cancelled",
+                                   last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
+                                   target_online=entry.online,
+                                   hint="raise _timeout for long work; a recent heartbeat means Blender is busy, an old one "
+                                        "that it is gone")
         try:
             update = await asyncio.wait_for(updates.get(), min(remaining, 0.5))
         except TimeoutError:
@@ -102,9 +102,9 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
                                    and time.time() - current.offline_since > TARGET_LOST_AFTER):
                 bus.jobs.set_status(job_id, "error")
                 return dispatch_answer("target_lost", command, entry.uuid, job_id,
-                              error=f"{entry.uuid} went offline while running the job "
-                                    f"({current.offline_reason if current else 'unregistered'})",
-                              last_heartbeat=entry.last_seen)
+                                       error=f"{entry.uuid} went offline while running the job "
+                                             f"({current.offline_reason if current else 'unregistered'})",
+                                       last_heartbeat=entry.last_seen)
             continue
         status = update.get("status")
         if status in ("queued", "running"):

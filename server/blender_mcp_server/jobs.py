@@ -45,10 +45,6 @@ class Jobs:
         """The job whoever owns it: for the server's own bookkeeping, never for answering a caller."""
         return self._store.get_job(job_id)
 
-    def exists_for_other(self, user_id: str, job_id: str) -> bool:
-        row = self._store.get_job(job_id)
-        return row is not None and row.user_id != user_id
-
     def set_status(self, job_id: str, status: str) -> None:
         self._store.set_job_status(job_id, status)
 

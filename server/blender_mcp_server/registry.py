@@ -171,9 +171,13 @@ class Registry:
         entry.last_seen = time.time()
         entry.outbox.attach(entry.session)
 
-    def _on_stall(self, client_uuid: str, reason: str) -> None:
+    def _by_uuid(self, client_uuid: str) -> ClientEntry | None:
+        """The entry of a uuid whoever owns it (uuids are unique across users)."""
         user_id = self._owner.get(client_uuid)
-        entry = self.get(user_id, client_uuid) if user_id else None
+        return self.get(user_id, client_uuid) if user_id else None
+
+    def _on_stall(self, client_uuid: str, reason: str) -> None:
+        entry = self._by_uuid(client_uuid)
         if entry is not None:
             log.warning("client %s is offline: %s", client_uuid, reason)
             self.mark_offline(entry, reason)
@@ -189,13 +193,8 @@ class Registry:
         entry.outbox.detach()
 
     def _entries_of_session(self, session_id: str) -> list[ClientEntry]:
-        out = []
-        for uuid in list(self._by_session.get(session_id, ())):
-            user_id = self._owner.get(uuid)
-            entry = self.get(user_id, uuid) if user_id else None
-            if entry is not None:
-                out.append(entry)
-        return out
+        entries = (self._by_uuid(uuid) for uuid in list(self._by_session.get(session_id, ())))
+        return [entry for entry in entries if entry is not None]
 
     def sweep(self, *, offline_max_age: float) -> list[ClientEntry]:
         """Remove ephemeral clients that stayed offline past the grace period; age out stored records."""
