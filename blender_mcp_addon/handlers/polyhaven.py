@@ -7,10 +7,11 @@ from typing import Any
 
 from ..integrations.http import ServiceError
 from ..integrations.polyhaven import ASSET_TYPE_CODES, NON_MAP_KEYS, PolyHaven, pick, url_filename
-from ..integrations.safety import UnsafePath, safe_name
+from ..integrations.safety import safe_name
 from ..integrations.settings import setting
 from . import Background, CommandError, Progress, command
 from .importing import import_model_file
+from .services import download_folder, from_service, integration_on
 
 DEFAULT_API = "https://api.polyhaven.com"
 
@@ -19,28 +20,9 @@ def _api() -> PolyHaven:
     return PolyHaven(setting("polyhaven_api_url", DEFAULT_API))
 
 
-def _folder(asset_id: str) -> Path:
-    from ..runtime.session import user_folder
-
-    return user_folder() / "downloads" / "polyhaven" / safe_name(asset_id)
-
-
-def _remote(fn):
-    """Run a service call; its known failures become clear command errors."""
-    def call():
-        try:
-            return fn()
-        except (ServiceError, UnsafePath) as exc:
-            raise CommandError(str(exc)) from None
-    return call
-
-
 @command("get_polyhaven_status")
 def get_polyhaven_status() -> dict[str, Any]:
-    from ..runtime.session import get_runtime
-
-    runtime = get_runtime()
-    enabled = runtime.integration_enabled("polyhaven") if runtime else False
+    enabled = integration_on("polyhaven")
     return {"enabled": enabled, "api_url": setting("polyhaven_api_url", DEFAULT_API),
             "message": "Poly Haven is enabled" if enabled else
             "Poly Haven is disabled in the add-on preferences"}
@@ -48,13 +30,13 @@ def get_polyhaven_status() -> dict[str, Any]:
 
 @command("get_polyhaven_categories", integration="polyhaven")
 def get_polyhaven_categories(asset_type: str = "hdris"):
-    categories = yield Background(_remote(lambda: _api().categories(asset_type)))
+    categories = yield Background(from_service(lambda: _api().categories(asset_type)))
     return {"asset_type": asset_type, "categories": categories}
 
 
 @command("search_polyhaven_assets", integration="polyhaven")
 def search_polyhaven_assets(asset_type: str = "all", categories: str | None = None, limit: int = 20, offset: int = 0):
-    assets = yield Background(_remote(lambda: _api().assets(asset_type, categories)))
+    assets = yield Background(from_service(lambda: _api().assets(asset_type, categories)))
     ranked = sorted(assets.items(), key=lambda kv: -int(kv[1].get("download_count", 0) or 0))
     page = [{"id": asset_id, "name": a.get("name", asset_id), "type": ASSET_TYPE_CODES.get(a.get("type"), a.get("type")),
              "categories": a.get("categories", []), "tags": a.get("tags", [])[:8],
@@ -65,14 +47,14 @@ def search_polyhaven_assets(asset_type: str = "all", categories: str | None = No
 @command("download_polyhaven_asset", integration="polyhaven")
 def download_polyhaven_asset(asset_id: str, asset_type: str, resolution: str = "1k", file_format: str | None = None):
     api = _api()
-    folder = _folder(asset_id)
+    folder = download_folder("polyhaven", asset_id)
     yield Progress(0.0, f"fetching the file list of {asset_id}")
-    files = yield Background(_remote(lambda: api.files(asset_id)))
+    files = yield Background(from_service(lambda: api.files(asset_id)))
     if asset_type == "hdris":
         fmt = file_format or "hdr"
         entry = _picked(files, "hdri", resolution, fmt)
         yield Progress(0.1, f"downloading {asset_id} ({resolution} {fmt})")
-        path = yield Background(_remote(lambda: api.fetch(entry, folder, f"{safe_name(asset_id)}_{resolution}.{fmt}")))
+        path = yield Background(from_service(lambda: api.fetch(entry, folder, f"{safe_name(asset_id)}_{resolution}.{fmt}")))
         return _hdri_to_world(asset_id, path)
     if asset_type == "textures":
         fmt = file_format or "jpg"
@@ -84,12 +66,12 @@ def download_polyhaven_asset(asset_id: str, asset_type: str, resolution: str = "
         paths = {}
         for i, (key, entry) in enumerate(sorted(maps.items())):
             yield Progress(0.1 + 0.8 * i / len(maps), f"downloading {key} map")
-            paths[key] = yield Background(_remote(lambda e=entry: api.fetch(e, folder, url_filename(e["url"]))))
+            paths[key] = yield Background(from_service(lambda e=entry: api.fetch(e, folder, url_filename(e["url"]))))
         return _texture_material(asset_id, paths)
     fmt = file_format or "gltf"
     entry = _picked(files, fmt, resolution, fmt)
     yield Progress(0.1, f"downloading {asset_id} ({fmt}) and {len(entry.get('include') or {})} linked files")
-    path = yield Background(_remote(lambda: api.fetch(entry, folder, url_filename(entry["url"]))))
+    path = yield Background(from_service(lambda: api.fetch(entry, folder, url_filename(entry["url"]))))
     return _import_model(asset_id, path, fmt)
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ..integrations.rodin import Rodin
-from ..integrations.safety import safe_name
 from ..integrations.settings import setting
 from . import Background, CommandError, Progress, command
 from .importing import import_model_file
-from .polyhaven import _remote
+from .services import download_folder, from_service, integration_on
 
 DEFAULT_API = "https://hyperhuman.deemos.com/api"
 
@@ -21,10 +20,7 @@ def _api() -> Rodin:
 
 @command("get_hyper3d_status")
 def get_hyper3d_status() -> dict[str, Any]:
-    from ..runtime.session import get_runtime
-
-    runtime = get_runtime()
-    enabled = runtime.integration_enabled("rodin") if runtime else False
+    enabled = integration_on("rodin")
     has_key = bool(setting("rodin_api_key"))
     message = ("Hyper3D Rodin is disabled in the add-on preferences" if not enabled else
                "Hyper3D Rodin is enabled" if has_key else "Hyper3D Rodin is enabled but has no API key")
@@ -34,7 +30,7 @@ def get_hyper3d_status() -> dict[str, Any]:
 
 @command("generate_hyper3d_model_via_text", integration="rodin")
 def generate_hyper3d_model_via_text(text_prompt: str, bbox_condition: list[float] | None = None):
-    task = yield Background(_remote(lambda: _api().generate(prompt=text_prompt, bbox_condition=bbox_condition)))
+    task = yield Background(from_service(lambda: _api().generate(prompt=text_prompt, bbox_condition=bbox_condition)))
     return {**task, "next": "poll_rodin_job_status(subscription_key) until done, then import_generated_asset"}
 
 
@@ -52,22 +48,20 @@ def generate_hyper3d_model_via_images(input_image_paths: list[str] | None = None
         if not p.is_file():
             raise CommandError(f"no image file at {path}")
         images.append((p.name, p.read_bytes()))
-    task = yield Background(_remote(lambda: _api().generate(images=images, bbox_condition=bbox_condition)))
+    task = yield Background(from_service(lambda: _api().generate(images=images, bbox_condition=bbox_condition)))
     return {**task, "next": "poll_rodin_job_status(subscription_key) until done, then import_generated_asset"}
 
 
 @command("poll_rodin_job_status", integration="rodin")
 def poll_rodin_job_status(subscription_key: str):
-    return (yield Background(_remote(lambda: _api().status(subscription_key))))
+    return (yield Background(from_service(lambda: _api().status(subscription_key))))
 
 
 @command("import_generated_asset", integration="rodin")
 def import_generated_asset(task_uuid: str, name: str):
-    from ..runtime.session import user_folder
-
-    folder = user_folder() / "downloads" / "rodin" / safe_name(task_uuid)
+    folder = download_folder("rodin", task_uuid)
     yield Progress(0.1, "downloading the generated model")
-    path = yield Background(_remote(lambda: _api().download_result(task_uuid, folder)))
+    path = yield Background(from_service(lambda: _api().download_result(task_uuid, folder)))
     names = import_model_file(path, path.suffix.lstrip(".").lower())
     if not names:
         raise CommandError("the downloaded model had no objects")

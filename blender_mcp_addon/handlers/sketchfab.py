@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..integrations.safety import safe_name
 from ..integrations.settings import setting
 from ..integrations.sketchfab import Sketchfab
 from . import Background, Progress, command
 from .importing import fit_to_size, import_model_file
-from .polyhaven import _remote
+from .services import download_folder, from_service, integration_on
 
 DEFAULT_API = "https://api.sketchfab.com/v3"
 
@@ -21,19 +20,16 @@ def _api() -> Sketchfab:
 
 @command("get_sketchfab_status")
 def get_sketchfab_status():
-    from ..runtime.session import get_runtime
-
-    runtime = get_runtime()
-    enabled = runtime.integration_enabled("sketchfab") if runtime else False
+    enabled = integration_on("sketchfab")
     if not enabled:
         return {"enabled": False, "message": "Sketchfab is disabled in the add-on preferences"}
-    me = yield Background(_remote(lambda: _api().me()))
+    me = yield Background(from_service(lambda: _api().me()))
     return {"enabled": True, "username": me.get("username"), "message": f"logged in as {me.get('username')}"}
 
 
 @command("search_sketchfab_models", integration="sketchfab")
 def search_sketchfab_models(query: str, categories: str | None = None, count: int = 20, downloadable: bool = True):
-    found = yield Background(_remote(lambda: _api().search(query, categories, count, downloadable)))
+    found = yield Background(from_service(lambda: _api().search(query, categories, count, downloadable)))
     models: list[dict[str, Any]] = []
     for m in found.get("results", [])[:count]:
         models.append({"uid": m.get("uid"), "name": m.get("name"),
@@ -46,18 +42,16 @@ def search_sketchfab_models(query: str, categories: str | None = None, count: in
 
 @command("get_sketchfab_model_preview", integration="sketchfab")
 def get_sketchfab_model_preview(uid: str):
-    data, size = yield Background(_remote(lambda: _api().thumbnail(uid)))
+    data, size = yield Background(from_service(lambda: _api().thumbnail(uid)))
     mime = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
     return {"uid": uid, "image_base64": base64.b64encode(data).decode(), "mime_type": mime, **size}
 
 
 @command("download_sketchfab_model", integration="sketchfab")
 def download_sketchfab_model(uid: str, target_size: float | None = None):
-    from ..runtime.session import user_folder
-
-    folder = user_folder() / "downloads" / "sketchfab" / safe_name(uid)
+    folder = download_folder("sketchfab", uid)
     yield Progress(0.1, f"downloading Sketchfab model {uid}")
-    path = yield Background(_remote(lambda: _api().download_gltf(uid, folder)))
+    path = yield Background(from_service(lambda: _api().download_gltf(uid, folder)))
     yield Progress(0.9, "importing")
     names = import_model_file(path, path.suffix.lstrip(".").lower())
     factor = fit_to_size(names, target_size) if target_size else 1.0

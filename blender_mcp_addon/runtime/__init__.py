@@ -28,7 +28,7 @@ MAX_RESULT_BYTES = 900 * 1024  # under the server's 1 MiB payload cap, with room
 INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab"}
 
 
-@dataclass
+@dataclass(eq=False)  # one record per run of a job: compared by identity
 class JobRecord:
     job_id: str
     command: str
@@ -115,8 +115,9 @@ class Runtime:
     def _on_cancel(self, job_id: str) -> None:
         item = self.pump.remove_job(job_id)
         if item is not None:
-            self._remember(JobRecord(job_id, _command_of(item.payload), item.record.get("from_uuid") or "?",
-                                     "cancelled", finished=time.time()))
+            record = self._record_for(item)
+            record.status, record.finished = "cancelled", time.time()
+            self._remember(record)
             self._update(job_id, "cancelled", error="cancelled before it started")
         else:
             self._cancelled.add(job_id)  # running or awaiting approval: checked on the main thread
@@ -299,9 +300,7 @@ class Runtime:
                 log.exception("on_progress failed")
 
     def _remember(self, record: JobRecord) -> None:
-        if not self.recent or self.recent[-1] is not record:
-            if record in self.recent:
-                return
+        if record not in self.recent:
             self.recent.append(record)
 
     def _changed(self) -> None:
