@@ -33,6 +33,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The SDK logs every request at INFO ("Processing request of type ..."): a line per call on the hot path.
+    logging.getLogger("mcp.server.lowlevel.server").setLevel(logging.WARNING)
     store = _store(settings)
     if store.user_count() == 0 and settings.demo_user:
         store.add_user("demo", "demo")
