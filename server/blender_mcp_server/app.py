@@ -16,6 +16,7 @@ from .bus import Bus
 from .config import Settings
 from .http_routes import AuthRoutes
 from .jobs import Jobs
+from .quiet_ping import QuietPing
 from .registry import Registry
 from .store import Store
 from .stream_watch import StreamWatch
@@ -64,7 +65,7 @@ def build_server(settings: Settings) -> Server:
             await bus.stop()
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
-                           lifespan=lifespan)
+                           lifespan=lifespan, middleware=[QuietPing()])
     routes = AuthRoutes(store, tokens, registry, failures_per_user=settings.login_failures_per_user,
                         failures_per_address=settings.login_failures_per_address)
     mcp.custom_route("/auth/login", methods=["POST"])(routes.login)
