@@ -12,6 +12,7 @@ class CuttableProxy:
         self.server: asyncio.base_events.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
         self.cuts = 0
+        self.downstream = bytearray()  # everything the server sent, for tests that look at the wire
 
     @property
     def url(self) -> str:
@@ -26,15 +27,17 @@ class CuttableProxy:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self.writers |= {writer, up_writer}
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, tap: bytearray | None = None) -> None:
             with contextlib.suppress(Exception):
                 while data := await src.read(65536):
+                    if tap is not None:
+                        tap += data
                     dst.write(data)
                     await dst.drain()
             with contextlib.suppress(Exception):
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, self.downstream))
         self.writers -= {writer, up_writer}
 
     def cut(self) -> None:

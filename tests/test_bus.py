@@ -128,6 +128,35 @@ async def test_job_update_on_another_users_job_is_refused(server):
         assert clash["error"] == "job_id_taken"
 
 
+async def test_job_updates_batch_applies_in_order_with_one_answer_each(server):
+    base = server.url
+    async with (bus_client(base, uuid="jb-llm") as llm,
+                bus_client(base, uuid="jb-blender", client_type="blender") as blender,
+                bus_client(base, username="bob", password="bob-pw", uuid="jb-bob") as bob):
+        for job in ("jb-1", "jb-2"):
+            await send(llm, target_uuid="jb-blender", from_uuid="jb-llm",
+                       payload={"message_type": "job_dispatch", "job_id": job, "script": ""})
+        answer = tool_json(await blender.call_tool("blender_job_updates", {"updates": [
+            {"job_id": "jb-1", "status": "running", "progress": 0.5},
+            {"job_id": "jb-2", "status": "completed", "result": "two"},
+            {"job_id": "jb-1", "status": "completed", "result": "one"},
+            {"job_id": "jb-1", "status": "done"},
+        ]}))
+        assert answer["status"] == "ok"
+        assert [r["status"] for r in answer["results"]] == ["sent", "sent", "sent", "error"]
+        assert answer["results"][3]["error"] == "invalid_arguments"
+        replies = await llm.collector.wait_for(3)
+        assert [(r["payload"]["job_id"], r["payload"]["status"]) for r in replies] == [
+            ("jb-1", "running"), ("jb-2", "completed"), ("jb-1", "completed")]
+        # another user's job, inside a batch, is refused like a single update
+        stolen = tool_json(await bob.call_tool("blender_job_updates", {"updates": [
+            {"job_id": "jb-1", "status": "error"}]}))
+        assert stolen["results"][0]["error"] == "forbidden"
+        too_many = await bob.call_tool("blender_job_updates", {"updates": [{"job_id": "x", "status": "running"}] * 257},
+                                       raise_on_error=False)
+        assert too_many.is_error and "Traceback" not in too_many.content[0].text
+
+
 async def test_lifecycle_ephemeral_vanishes_persistent_stays_and_gets_queued(server):
     base = server.url
     async with bus_client(base, uuid="lc-watch") as watch:

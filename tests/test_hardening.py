@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from blender_mcp_addon.protocol.catalog import COMMANDS
 from tests.helpers import ServerProcess, bus_client, free_port, login, send, tool_json
+from tests.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +49,7 @@ BUS_TOOLS = {
     "blender_list_available_clients": [],
     "blender_send_message": ["payload", "from_uuid", "target_uuid", "group_id", "client_type", "priority"],
     "blender_job_update": ["job_id", "status", "result", "error", "progress", "message", "details", "from_uuid"],
+    "blender_job_updates": ["updates"],
     "blender_cancel_job": ["job_id"],
     "blender_heartbeat": ["client_uuid"],
 }
@@ -89,3 +91,22 @@ def test_random_arguments_to_every_tool_get_structured_answers(server):
 
     fuzz()
     assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+
+
+async def test_a_session_that_goes_quiet_is_pinged_once(server):
+    """The SDK keeps a session's last answer alive until its next message; the bus pings quiet sessions."""
+    proxy = await CuttableProxy(server.port).start()
+    token = login(server.url)["access_token"]
+    transport = StreamableHttpTransport(url=f"{proxy.url}/mcp", headers={"Authorization": f"Bearer {token}"})
+    try:
+        async with Client(transport, timeout=30) as client:  # never registers: the liveness pings leave it alone
+            await client.list_tools()
+            for _ in range(6):  # busy for 2.4 s: every call re-arms the 2 s timer
+                await client.call_tool("blender_list_available_clients", {})
+                await asyncio.sleep(0.4)
+            assert proxy.downstream.count(b'"method":"ping"') == 0
+            await asyncio.sleep(3)
+            assert proxy.downstream.count(b'"method":"ping"') == 1
+            assert tool_json(await client.call_tool("blender_list_available_clients", {}))  # still healthy
+    finally:
+        await proxy.stop()
