@@ -1,15 +1,24 @@
 """Scale: 1,000 connected idle clients on one server: server memory per client, time for a broadcast to reach all.
 
-    .venv/bin/python bench/bench_scale.py [--clients 1000]
+    .venv/bin/python bench/bench_scale.py [--clients 1000] [--processes 4]
+
+The idle clients live in a few child processes, as they would in separate Blenders and LLM
+hosts: one process holding all 1,000 fastmcp clients spent most of a broadcast parsing
+999 records in turn and in full garbage collections over its own ~1 GB heap, which
+measured the bench rather than the server. Each child reports when all its clients have a
+round's record (time.monotonic is one clock for every process on the machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import multiprocessing
 import resource
 import time
 from contextlib import AsyncExitStack
+from multiprocessing.connection import Connection
 
 from _common import start_server
 
@@ -23,50 +32,94 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def main(n: int) -> None:
+def raise_fd_limit(n: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * n + 256)), hard))
+
+
+def child(url: str, token: str, first: int, count: int, conn: Connection) -> None:
+    raise_fd_limit(count)
+    asyncio.run(_child(url, token, first, count, conn))
+
+
+async def _child(url: str, token: str, first: int, count: int, conn: Connection) -> None:
+    async with AsyncExitStack() as stack:
+        sem = asyncio.Semaphore(12)
+        clients = []
+
+        async def join(i: int) -> None:
+            async with sem:
+                client = await stack.enter_async_context(bus_client(url, token=token))
+                await client.call_tool("blender_register_client", {"client_uuid": f"idle-{i:04d}",
+                                                                   "client_type": "llm"})
+                clients.append(client)
+
+        await asyncio.gather(*(join(i) for i in range(first, first + count)))
+        gc.collect()
+        gc.freeze()  # the clients' heap is settled; later collections only walk new objects
+        conn.send("joined")
+        while (round_ := await asyncio.to_thread(conn.recv)) is not None:
+            for client in clients:
+                await client.collector.wait_for(round_ + 1, timeout=60)
+            conn.send(time.monotonic())
+
+
+async def main(n: int, processes: int) -> None:
+    raise_fd_limit(n)
     server = start_server(BLENDER_MCP_MAX_CLIENTS_PER_USER=str(n + 10), BLENDER_MCP_MESSAGES_PER_MINUTE="1000000",
                           BLENDER_MCP_PING_INTERVAL="30")
+    ctx = multiprocessing.get_context("spawn")
+    pipes: list[Connection] = []
+    procs = []
     try:
         token = login(server.url)["access_token"]
         base_rss = rss_mb(server.proc.pid)
-        async with AsyncExitStack() as stack:
-            sem = asyncio.Semaphore(24)
-            clients = []
-
-            async def join(i: int) -> None:
-                async with sem:
-                    client = await stack.enter_async_context(bus_client(server.url, token=token))
-                    await client.call_tool("blender_register_client", {"client_uuid": f"idle-{i:04d}",
-                                                                       "client_type": "llm"})
-                    clients.append((f"idle-{i:04d}", client))
-
+        async with bus_client(server.url, token=token, uuid="idle-sender") as sender:
             t0 = time.perf_counter()
-            await asyncio.gather(*(join(i) for i in range(n)))
+            share = -(-(n - 1) // processes)
+            for p in range(processes):
+                first, count = p * share, min(share, n - 1 - p * share)
+                if count <= 0:
+                    break
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=child, args=(server.url, token, first, count, theirs), daemon=True)
+                proc.start()
+                pipes.append(ours)
+                procs.append(proc)
+            for pipe in pipes:
+                assert await asyncio.to_thread(pipe.recv) == "joined"
             while True:  # every event stream open and registered
-                listing = tool_json(await clients[0][1].call_tool("blender_list_available_clients", {}))
+                listing = tool_json(await sender.call_tool("blender_list_available_clients", {}))
                 if sum(c["online"] for c in listing["ephemeral"]) == n:
                     break
                 await asyncio.sleep(0.5)
             joined = time.perf_counter() - t0
-            await asyncio.sleep(2)
+            await asyncio.sleep(4)  # past the quiet-session ping (server/blender_mcp_server/quiet_ping.py)
             rss = rss_mb(server.proc.pid)
-            print(f"{n} clients joined in {joined:.1f} s; server RSS {base_rss:.0f} MB -> {rss:.0f} MB "
-                  f"({(rss - base_rss) * 1024 / n:.0f} KB per client)", flush=True)
-            (sender_uuid, sender), others = clients[0], [c for _, c in clients[1:]]
-            for round_ in range(3):
-                t0 = time.perf_counter()
-                await sender.call_tool("blender_send_message", {"from_uuid": sender_uuid, "payload": {"r": round_}})
-                for c in others:
-                    await c.collector.wait_for(round_ + 1, timeout=60)
-                print(f"broadcast {round_ + 1} reached all {n - 1} others in {(time.perf_counter() - t0) * 1000:.0f} ms",
+            print(f"{n} clients ({processes} processes) joined in {joined:.1f} s; server RSS {base_rss:.0f} MB -> "
+                  f"{rss:.0f} MB ({(rss - base_rss) * 1024 / n:.0f} KB per client)", flush=True)
+            for round_ in range(5):
+                for pipe in pipes:
+                    pipe.send(round_)
+                started = time.monotonic()
+                await sender.call_tool("blender_send_message", {"from_uuid": "idle-sender", "payload": {"r": round_}})
+                done = [await asyncio.to_thread(pipe.recv) for pipe in pipes]
+                print(f"broadcast {round_ + 1} reached all {n - 1} others in {(max(done) - started) * 1000:.0f} ms",
                       flush=True)
+                await asyncio.sleep(1)
+            for pipe in pipes:
+                pipe.send(None)
     finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
         server.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=1000)
-    asyncio.run(main(parser.parse_args().clients))
+    parser.add_argument("--processes", type=int, default=4)
+    args = parser.parse_args()
+    asyncio.run(main(args.clients, args.processes))

@@ -110,3 +110,29 @@ async def test_a_session_that_goes_quiet_is_pinged_once(server):
             assert tool_json(await client.call_tool("blender_list_available_clients", {}))  # still healthy
     finally:
         await proxy.stop()
+
+
+def test_heap_freezer_freezes_new_sessions_and_reclaims_after_many_leave():
+    import gc
+
+    from blender_mcp_server.gc_policy import HeapFreezer
+    from blender_mcp_server.registry import Registry
+
+    registry = Registry(max_clients_per_user=10, outbox_max=10, send_timeout=1)
+    freezer = HeapFreezer(registry, new_streams=3, closed_streams=5)
+    try:
+        assert freezer.step() is None
+        for i in range(3):
+            registry.stream_opened(f"s{i}")
+        assert freezer.step() == "young" and gc.get_freeze_count() > 0
+        assert freezer.step() is None  # nothing new since
+        for i in range(3):
+            registry.stream_closed(f"s{i}")
+        assert freezer.step() is None  # too few have left for a full pass
+        for i in range(3, 5):
+            registry.stream_opened(f"s{i}")
+            registry.stream_closed(f"s{i}")
+        assert freezer.step() == "full"
+        assert freezer.step() is None
+    finally:
+        gc.unfreeze()

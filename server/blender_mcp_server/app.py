@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from .bus import Bus
 from .config import Settings
+from .gc_policy import HeapFreezer
 from .http_routes import AuthRoutes
 from .jobs import Jobs
 from .quiet_ping import QuietPing
@@ -59,9 +61,11 @@ def build_server(settings: Settings) -> Server:
     async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         _shorten_session_idle_timeout(http_app_ref.get("app"), settings.session_idle_timeout)
         await bus.start()
+        freezer = asyncio.get_running_loop().create_task(HeapFreezer(registry).run(), name="heap-freezer")
         try:
             yield {}
         finally:
+            freezer.cancel()
             await bus.stop()
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),

@@ -64,14 +64,18 @@ class Registry:
         self._by_session: dict[str, set[str]] = {}
         self._open_streams: dict[str, int] = {}
         self._parked: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+        self.streams_opened = 0  # running totals, for the heap freezer (gc_policy.py)
+        self.streams_closed = 0
 
     # -- streams (fed by StreamWatch) -----------------------------------------------------------------
     def stream_opened(self, session_id: str) -> None:
+        self.streams_opened += 1
         self._open_streams[session_id] = self._open_streams.get(session_id, 0) + 1
         for entry in self._entries_of_session(session_id):
             self._set_online(entry)
 
     def stream_closed(self, session_id: str) -> None:
+        self.streams_closed += 1
         left = self._open_streams.get(session_id, 0) - 1
         if left > 0:
             self._open_streams[session_id] = left
