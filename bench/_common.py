@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +33,15 @@ def report(name: str, latencies_s: list[float] | None = None, count: int | None 
     if count is not None and seconds:
         parts.append(f"{count / seconds:9.0f} {unit}")
     print("   ".join(parts), flush=True)
+
+
+def cpu_check(label: str = "") -> float:
+    """Time a fixed pure-Python loop and print it: this VM's CPU speed swings by ~1.8x from minute to minute
+    (the same loop took 250-460 ms), so every benchmark prints it beside its figures."""
+    started = time.perf_counter()
+    acc = 0
+    for i in range(3_000_000):
+        acc += i * i % 7
+    ms = (time.perf_counter() - started) * 1000
+    print(f"cpu check{' ' + label if label else ''}: reference loop {ms:.0f} ms (fast on this VM: ~250 ms)", flush=True)
+    return ms

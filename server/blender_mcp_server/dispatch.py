@@ -95,7 +95,9 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
                                    hint="raise _timeout for long work; a recent heartbeat means Blender is busy, an old one "
                                         "that it is gone")
         try:
-            update = await asyncio.wait_for(updates.get(), min(remaining, 0.5))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the get in a task of its own per wait
+            async with asyncio.timeout(min(remaining, 0.5)):
+                update = await updates.get()
         except TimeoutError:
             current = bus.registry.get(caller.user_id, entry.uuid)
             if current is None or (not current.online and current.offline_since
