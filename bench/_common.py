@@ -36,12 +36,12 @@ def report(name: str, latencies_s: list[float] | None = None, count: int | None 
 
 
 def cpu_check(label: str = "") -> float:
-    """Time a fixed pure-Python loop and print it: this VM's CPU speed swings by ~1.8x from minute to minute
-    (the same loop took 250-460 ms), so every benchmark prints it beside its figures."""
+    """Time a fixed pure-Python loop and print it: this VM's CPU speed swings up to 3x from minute to minute
+    (the same loop took 146-461 ms), so every benchmark prints it beside its figures."""
     started = time.perf_counter()
     acc = 0
     for i in range(3_000_000):
         acc += i * i % 7
     ms = (time.perf_counter() - started) * 1000
-    print(f"cpu check{' ' + label if label else ''}: reference loop {ms:.0f} ms (fast on this VM: ~250 ms)", flush=True)
+    print(f"cpu check{' ' + label if label else ''}: reference loop {ms:.0f} ms (this VM has measured 146-461 ms)", flush=True)
     return ms

@@ -296,22 +296,34 @@ class BusClient:
                 return
             batch = self._next_batch()
             try:
-                result = await client.call_tool("blender_job_updates", {"updates": batch}, raise_on_error=False)
+                outcomes = await self._send_batch(client, batch)
             except BaseException:
                 # back to the front for the next session; a repeat is harmless (waiters take the first final)
                 self._updates.extendleft(reversed(batch))
                 raise
-            answer = json.loads(result.content[0].text) if result.content else {}
-            if result.is_error or answer.get("status") != "ok":  # refused as invalid: resending would not help
-                log.warning("job updates refused: %s", result.content)
-                continue
-            for update, outcome in zip(batch, answer.get("results", []), strict=False):
+            for update, outcome in zip(batch, outcomes, strict=False):
                 if outcome.get("status") == "error":
                     log.warning("job_update for %s refused: %s", update.get("job_id"), outcome.get("message"))
 
+    @staticmethod
+    async def _send_batch(client: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        result = await client.call_tool("blender_job_updates", {"updates": batch}, raise_on_error=False)
+        answer = json.loads(result.content[0].text) if result.content and not result.is_error else {}
+        if answer.get("status") == "ok":
+            return answer.get("results", [])
+        # The whole call was refused (one malformed update fails the schema): send them one by one, so
+        # only the bad one is lost. Resending a refused update would not help.
+        log.warning("job updates refused as a batch (%s); sending them one by one", result.content)
+        outcomes = []
+        for update in batch:
+            single = await client.call_tool("blender_job_update", update, raise_on_error=False)
+            outcomes.append(json.loads(single.content[0].text) if single.content and not single.is_error
+                            else {"status": "error", "message": str(single.content)})
+        return outcomes
+
     def _next_batch(self) -> list[dict[str, Any]]:
-        """The oldest updates, at least one, within UPDATES_PER_CALL and BATCH_BYTES (a render's image alone
-        can be 4 MiB of base64; several in one request would pass the transport's body limit)."""
+        """The oldest updates, at least one, within UPDATES_PER_CALL and BATCH_BYTES (one result may be 900 KB,
+        runtime.MAX_RESULT_BYTES; several in one request would pass the transport's 4 MiB body limit)."""
         batch = [self._updates.popleft()]
         size = len(json.dumps(batch[0], default=str))
         while self._updates and len(batch) < UPDATES_PER_CALL:

@@ -1,0 +1,38 @@
+"""The extension's bus client (bpy-free) against a real server: replies piled up go out in one batch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from blender_mcp_addon.client.auth import TokenKeeper
+from blender_mcp_addon.client.bus_client import BusClient, ClientConfig
+from tests.helpers import bus_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_queued_replies_go_out_together_and_a_malformed_one_loses_only_itself(server):
+    base = server.url
+    async with bus_client(base, uuid="bc-llm") as llm:
+        client = BusClient(ClientConfig(server_url=base, client_uuid="bc-blender", client_type="blender"),
+                           TokenKeeper(base, username="demo", password="demo"), on_record=lambda *_: None)
+        # Queued before the connection exists, so all three travel in the first batch. Jobs the store never
+        # knew are broadcast (spec fallback), so bc-llm hears them.
+        client.job_update("bc-1", "completed", result="one")
+        client.job_update("bc-2", "completed", details="not an object")  # type: ignore[arg-type]
+        client.job_update("bc-3", "completed", result="three")
+        client.start()
+        try:
+            replies = await llm.collector.wait_for(2, timeout=15)
+            await asyncio.sleep(0.5)
+            assert sorted(r["payload"]["job_id"] for r in llm.collector.records) == ["bc-1", "bc-3"]
+            deadline = time.monotonic() + 5
+            while client.pending_updates() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert client.pending_updates() == 0
+            assert [r["payload"]["result"] for r in replies] == ["one", "three"]  # in order
+        finally:
+            await asyncio.to_thread(client.stop)
