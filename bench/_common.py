@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,11 +40,18 @@ def report(name: str, latencies_s: list[float] | None = None, count: int | None 
 
 def cpu_check(label: str = "") -> float:
     """Time a fixed pure-Python loop and print it: this VM's CPU speed swings up to 3x from minute to minute
-    (the same loop took 146-461 ms), so every benchmark prints it beside its figures."""
+    (the same loop took 122-461 ms), so every benchmark prints it beside its figures."""
     started = time.perf_counter()
     acc = 0
     for i in range(3_000_000):
         acc += i * i % 7
     ms = (time.perf_counter() - started) * 1000
-    print(f"cpu check{' ' + label if label else ''}: reference loop {ms:.0f} ms (this VM has measured 146-461 ms)", flush=True)
+    print(f"cpu check{' ' + label if label else ''}: reference loop {ms:.0f} ms (this VM has measured 122-461 ms)", flush=True)
     return ms
+
+
+def run_bench(main: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Run one benchmark between two CPU checks, so its figures can be read against the VM's speed."""
+    cpu_check("before")
+    asyncio.run(main(*args))
+    cpu_check("after")

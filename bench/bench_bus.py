@@ -10,7 +10,7 @@ import asyncio
 import time
 from contextlib import AsyncExitStack
 
-from _common import cpu_check, report, start_server
+from _common import report, run_bench, start_server
 
 from tests.helpers import bus_client
 
@@ -75,6 +75,4 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    cpu_check("before")
-    asyncio.run(main(parser.parse_args().quick))
-    cpu_check("after")
+    run_bench(main, parser.parse_args().quick)

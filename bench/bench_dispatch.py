@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_check, report, start_server
+from _common import report, run_bench, start_server
 
 from tests.blender_worker import Worker
 from tests.helpers import bus_client, login, wait_online
@@ -60,6 +60,4 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    cpu_check("before")
-    asyncio.run(main(parser.parse_args().quick))
-    cpu_check("after")
+    run_bench(main, parser.parse_args().quick)

@@ -20,7 +20,7 @@ import time
 from contextlib import AsyncExitStack
 from multiprocessing.connection import Connection
 
-from _common import cpu_check, start_server
+from _common import run_bench, start_server
 
 from tests.helpers import bus_client, login, tool_json
 
@@ -122,6 +122,4 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=4)
     args = parser.parse_args()
-    cpu_check("before")
-    asyncio.run(main(args.clients, args.processes))
-    cpu_check("after")
+    run_bench(main, args.clients, args.processes)

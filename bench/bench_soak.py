@@ -15,7 +15,7 @@ import random
 import time
 from contextlib import AsyncExitStack
 
-from _common import cpu_check, start_server
+from _common import run_bench, start_server
 from bench_scale import rss_mb
 
 from tests.helpers import bus_client, login, tool_json
@@ -95,6 +95,4 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--clients", type=int, default=50)
     args = parser.parse_args()
-    cpu_check("before")
-    asyncio.run(main(args.seconds, args.clients))
-    cpu_check("after")
+    run_bench(main, args.seconds, args.clients)
