@@ -208,6 +208,18 @@ class Bus:
 
     # -- messages -------------------------------------------------------------------------------------
     def check_payload(self, payload: Any) -> dict[str, Any] | None:
+        """A caller's payload: a JSON object within the size cap that parses as its message_type."""
+        if bad := self.check_size(payload):
+            return bad
+        try:
+            parse_payload(payload)
+        except PayloadError as exc:
+            return error("invalid_payload", str(exc))
+        return None
+
+    def check_size(self, payload: Any) -> dict[str, Any] | None:
+        """Only the size cap: for payloads the server just dumped from a validated model (a job update,
+        a dispatch), which parsing again would only repeat on every job."""
         if not isinstance(payload, dict):
             return error("invalid_payload", "payload must be a JSON object")
         try:
@@ -219,10 +231,6 @@ class Bus:
                          f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes} bytes. "
                          "Send large data (images, files) by reference or in chunks.",
                          limit=self.settings.max_payload_bytes, size=size)
-        try:
-            parse_payload(payload)
-        except PayloadError as exc:
-            return error("invalid_payload", str(exc))
         return None
 
     def check_rate(self, caller: Caller) -> dict[str, Any] | None:
@@ -308,7 +316,7 @@ class Bus:
             return error("invalid_arguments", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                         for e in exc.errors()))
         payload = update.model_dump(exclude_none=True)
-        if bad := self.check_payload(payload):
+        if bad := self.check_size(payload):
             return bad
         self.registry.touch_session(caller.session_id)
         job = self.jobs.row(job_id)  # one read: ownership and routing both come from it

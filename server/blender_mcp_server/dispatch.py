@@ -67,7 +67,7 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
         return dispatch_answer("rate_limited", command, entry.uuid, error=bad["message"])
     job_id = new_id("j")
     payload = CommandDispatch(job_id=job_id, command=command, params=params).model_dump()
-    if bad := bus.check_payload(payload):
+    if bad := bus.check_size(payload):
         return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
     bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
     updates = bus.jobs.wait_for(job_id)
