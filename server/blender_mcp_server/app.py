@@ -69,7 +69,7 @@ def build_server(settings: Settings) -> Server:
             await bus.stop()
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
-                           lifespan=lifespan, middleware=[QuietPing()])
+                           lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout)])
     routes = AuthRoutes(store, tokens, registry, failures_per_user=settings.login_failures_per_user,
                         failures_per_address=settings.login_failures_per_address)
     mcp.custom_route("/auth/login", methods=["POST"])(routes.login)

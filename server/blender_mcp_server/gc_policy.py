@@ -41,7 +41,7 @@ class HeapFreezer:
         gc.freeze()
         self._opened_mark = self.registry.streams_opened
 
-    def full_pass(self) -> float:
+    def full_pass(self) -> None:
         started = time.perf_counter()
         gc.unfreeze()
         found = gc.collect()
@@ -51,7 +51,6 @@ class HeapFreezer:
         self._last_full = time.monotonic()
         log.info("full garbage collection: %d objects freed in %.0f ms, %d frozen", found, took * 1000,
                  gc.get_freeze_count())
-        return took
 
     def step(self) -> str | None:
         """One check: what it did ("full", "young" or None)."""

@@ -20,13 +20,13 @@ from typing import Any
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
 QUIET_SECONDS = 2.0
-PING_TIMEOUT = 5.0
 
 
 class QuietPing(Middleware):
     """After each request, (re)arm a timer for the session; when it fires, ping the session once."""
 
-    def __init__(self, quiet_seconds: float = QUIET_SECONDS):
+    def __init__(self, ping_timeout: float, quiet_seconds: float = QUIET_SECONDS):
+        self.ping_timeout = ping_timeout
         self.quiet_seconds = quiet_seconds
         self._timers: weakref.WeakKeyDictionary[Any, asyncio.TimerHandle] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -60,8 +60,7 @@ class QuietPing(Middleware):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    async def _ping(session: Any) -> None:
+    async def _ping(self, session: Any) -> None:
         # A closed or silent session is the liveness loop's business (bus.py), not this one's.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(session.send_ping(), PING_TIMEOUT)
+            await asyncio.wait_for(session.send_ping(), self.ping_timeout)
