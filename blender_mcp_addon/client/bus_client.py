@@ -99,7 +99,8 @@ class BusClient:
         self._on_cancel = on_cancel
         self._on_state = on_state
         self.state = ConnectionState()
-        self._updates: collections.deque[dict[str, Any]] = collections.deque()
+        # (update, its JSON size if the runtime already measured it, else None)
+        self._updates: collections.deque[tuple[dict[str, Any], int | None]] = collections.deque()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -131,7 +132,9 @@ class BusClient:
 
     def job_update(self, job_id: str, status: str, result: Any = None, error: str = "",
                    progress: float | None = None, message: str | None = None,
-                   details: dict[str, Any] | None = None) -> None:
+                   details: dict[str, Any] | None = None, result_bytes: int | None = None) -> None:
+        """Queue a job update. `result_bytes`: the JSON size of `{"r": result, "d": details}` when the
+        caller has measured it (the runtime does, for its result cap), so batching need not dump it again."""
         update = {"job_id": job_id, "status": status, "result": result, "error": error or "",
                   "from_uuid": self.config.client_uuid}
         if progress is not None:
@@ -140,7 +143,10 @@ class BusClient:
             update["message"] = message
         if details:
             update["details"] = details
-        self._updates.append(update)
+        size = None
+        if result_bytes is not None:  # the result was measured; add the short fields and the keys
+            size = result_bytes + len(json.dumps([job_id, status, error, message, update["from_uuid"]])) + 128
+        self._updates.append((update, size))
         self._poke()
 
     def pending_updates(self) -> int:
@@ -296,12 +302,12 @@ class BusClient:
                 return
             batch = self._next_batch()
             try:
-                outcomes = await self._send_batch(client, batch)
+                outcomes = await self._send_batch(client, [update for update, _ in batch])
             except BaseException:
                 # back to the front for the next session; a repeat is harmless (waiters take the first final)
                 self._updates.extendleft(reversed(batch))
                 raise
-            for update, outcome in zip(batch, outcomes, strict=False):
+            for (update, _), outcome in zip(batch, outcomes, strict=False):
                 if outcome.get("status") == "error":
                     log.warning("job_update for %s refused: %s", update.get("job_id"), outcome.get("message"))
 
@@ -321,13 +327,13 @@ class BusClient:
                             else {"status": "error", "message": str(single.content)})
         return outcomes
 
-    def _next_batch(self) -> list[dict[str, Any]]:
+    def _next_batch(self) -> list[tuple[dict[str, Any], int | None]]:
         """The oldest updates, at least one, within UPDATES_PER_CALL and BATCH_BYTES (one result may be 900 KB,
         runtime.MAX_RESULT_BYTES; several in one request would pass the transport's 4 MiB body limit)."""
         batch = [self._updates.popleft()]
-        size = len(json.dumps(batch[0], default=str))
+        size = _size(*batch[0])
         while self._updates and len(batch) < UPDATES_PER_CALL:
-            size += len(json.dumps(self._updates[0], default=str))
+            size += _size(*self._updates[0])
             if size > BATCH_BYTES:
                 break
             batch.append(self._updates.popleft())
@@ -359,6 +365,10 @@ class BusClient:
             await asyncio.sleep(min(max(self.keeper.seconds_until_refresh(), 1.0), 3600))
             if self.keeper.seconds_until_refresh() <= 0:
                 await self.keeper.ensure()
+
+
+def _size(update: dict[str, Any], known: int | None) -> int:
+    return known if known is not None else len(json.dumps(update, default=str))
 
 
 async def _ignore_logs(_message: Any) -> None:

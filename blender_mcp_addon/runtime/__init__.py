@@ -283,14 +283,16 @@ class Runtime:
         if record.progress is not None:
             self._progress(None)
         self._remember(record)
-        self._update(record.job_id, status, result=result, error=error, details=details)
+        measured = size if 0 < size <= MAX_RESULT_BYTES else None  # not for a repr()'d or dropped result
+        self._update(record.job_id, status, result=result, error=error, details=details, result_bytes=measured)
         self._changed()
 
     def _update(self, job_id: str, status: str, result: Any = None, error: str = "", progress: float | None = None,
-                message: str | None = None, details: dict[str, Any] | None = None) -> None:
+                message: str | None = None, details: dict[str, Any] | None = None,
+                result_bytes: int | None = None) -> None:
         if self.client is not None:
             self.client.job_update(job_id, status, result=result, error=error, progress=progress, message=message,
-                                   details=details)
+                                   details=details, result_bytes=result_bytes)
 
     def _progress(self, record: JobRecord | None) -> None:
         if self.on_progress is not None:
