@@ -116,8 +116,11 @@ async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path)
     assert ["gui-ask-1", "job_dispatch", "completed"] in results["recent"]
     ticks = results["ticks"]
     print(f"\nGUI drainer under a 1,000-record burst: {ticks['count']} busy ticks, p50 {ticks['p50_ms']:.2f} ms, "
-          f"p99 {ticks['p99_ms']:.2f} ms, worst {ticks['worst_ms']:.2f} ms")
-    assert ticks["count"] > 0 and ticks["worst_ms"] < 16.0, ticks
+          f"p99 {ticks['p99_ms']:.2f} ms, worst {ticks['worst_ms']:.2f} ms wall, {ticks['worst_cpu_ms']:.2f} ms CPU")
+    # The budget is 8 ms of work per tick. Judge it on the main thread's CPU time: wall time on a shared VM
+    # also counts the slices the OS gave the server and this test (CI once saw a 16.2 ms wall tick at 7.7 p50).
+    # A drainer that ignored its budget would spend ~100 ms of CPU on the burst in one tick.
+    assert ticks["count"] > 1 and ticks["worst_cpu_ms"] < 16.0, ticks
     for name in ("disconnected", "connected-with-jobs", "pending-approval", "error"):
         data = (OUT / f"panel-{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
