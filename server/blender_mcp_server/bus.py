@@ -38,6 +38,7 @@ from .forwarder import OutboxFull, session_level
 from .jobs import JobError, Jobs
 from .registry import ClientEntry, Registry, RegistryError
 from .router import choose_routing, resolve
+from .sse_writer import SharedRecord
 from .throttle import WindowCounter
 
 log = logging.getLogger(__name__)
@@ -272,9 +273,10 @@ class Bus:
         """Stamp one record per recipient and put it in that recipient's outbox."""
         base = BusRecord(user_id=user_id, from_uuid=from_uuid, routing=routing, payload=payload, job_id=job_id,
                          message_id=message_id or new_id("msg"), priority=int(prio)).wire()
+        shared = SharedRecord(base)
         delivery: dict[str, str] = {}
         for entry in recipients:
-            delivery[entry.uuid] = self._put(entry, prio, dict(base, target_uuid=entry.uuid))
+            delivery[entry.uuid] = self._put(entry, prio, dict(base, target_uuid=entry.uuid), shared)
         states = set(delivery.values())
         if not recipients:
             status = "no_recipients"
@@ -290,14 +292,14 @@ class Bus:
         return {"status": status, "message_id": base["message_id"], "routing": routing.wire(),
                 "recipients": list(delivery), "delivery": delivery, "priority": prio.level}
 
-    def _put(self, entry: ClientEntry, prio: Priority, data: dict[str, Any]) -> str:
+    def _put(self, entry: ClientEntry, prio: Priority, data: dict[str, Any], shared: SharedRecord) -> str:
         try:
             if entry.online:
                 if prio > session_level(entry.session):
                     return "filtered"
-                entry.outbox.put(prio, data)
+                entry.outbox.put(prio, data, shared=shared)
                 return "sent"
-            entry.outbox.put(prio, data, bound=self.settings.offline_max_records)
+            entry.outbox.put(prio, data, bound=self.settings.offline_max_records, shared=shared)
             return "queued"
         except OutboxFull:
             return "outbox_full"

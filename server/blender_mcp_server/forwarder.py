@@ -25,6 +25,8 @@ import anyio
 
 from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, MESSAGE_BUS_LOGGER, Priority, parse_priority
 
+from .sse_writer import SharedRecord, StreamGone, StreamWriter, log_event
+
 log = logging.getLogger(__name__)
 _seq = itertools.count()
 
@@ -54,6 +56,7 @@ class _Item:
     seq: int
     enqueued: float = field(compare=False)
     data: dict[str, Any] = field(compare=False)
+    shared: SharedRecord | None = field(compare=False, default=None)
 
 
 class Outbox:
@@ -68,6 +71,7 @@ class Outbox:
         self._heap: list[_Item] = []
         self._wake = asyncio.Event()
         self._session: Any = None
+        self._writer: StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self.sent = 0
         self.filtered = 0
@@ -75,11 +79,13 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def put(self, priority: Priority, data: dict[str, Any], *, bound: int | None = None) -> None:
+    def put(self, priority: Priority, data: dict[str, Any], *, bound: int | None = None,
+            shared: SharedRecord | None = None) -> None:
+        """Queue `data` (`shared`: its encoding, common to the record's other recipients)."""
         limit = self.max_records if bound is None else min(bound, self.max_records)
         if len(self._heap) >= limit:
             raise OutboxFull(f"outbox of {self.uuid} holds {len(self._heap)} records (limit {limit})")
-        heapq.heappush(self._heap, _Item(int(priority), next(_seq), time.time(), data))
+        heapq.heappush(self._heap, _Item(int(priority), next(_seq), time.time(), data, shared))
         self._wake.set()
 
     def drop_older_than(self, max_age: float) -> int:
@@ -91,20 +97,21 @@ class Outbox:
             self._heap = keep
         return dropped
 
-    def attach(self, session: Any) -> None:
-        """Start (or resume) sending to this session."""
+    def attach(self, session: Any, writer: StreamWriter | None = None) -> None:
+        """Start (or resume) sending to this session: onto its GET stream's `writer` when there is one."""
         self._session = session
+        self._writer = writer
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"outbox:{self.uuid}")
         self._wake.set()
 
     def detach(self) -> None:
         """Stop sending; records stay queued for the next `attach`."""
-        self._session = None
+        self._session = self._writer = None
         self._wake.set()
 
     async def close(self) -> None:
-        self._session = None
+        self._session = self._writer = None
         if self._task is not None:
             self._task.cancel()
             try:
@@ -122,27 +129,38 @@ class Outbox:
                     return  # restarted by the next attach()
                 await self._wake.wait()
                 continue
-            session = self._session
+            session, writer = self._session, self._writer
             try:
                 # One timeout for a run of sends, pushed back after each one: an anyio cancel scope per
                 # record was a tenth of the server's time in fan-out.
                 async with asyncio.timeout(self.send_timeout) as deadline:
-                    while self._heap and self._session is session:
+                    while self._heap and self._session is session and self._writer is writer:
                         item = heapq.heappop(self._heap)
                         level = Priority(item.priority)
                         if level > session_level(session):
                             self.filtered += 1
                             continue
                         try:
-                            await session.send_log_message(level.level, item.data, logger=MESSAGE_BUS_LOGGER)
+                            if writer is not None:
+                                await writer.write(
+                                    item.shared.event(level.level, MESSAGE_BUS_LOGGER, item.data["target_uuid"])
+                                    if item.shared is not None else log_event(level.level, MESSAGE_BUS_LOGGER, item.data))
+                            else:  # no HTTP stream to write on (an in-memory transport): the SDK's way
+                                await session.send_log_message(level.level, item.data, logger=MESSAGE_BUS_LOGGER)
                         except BaseException:
                             heapq.heappush(self._heap, item)  # resent after the client comes back; receivers dedupe
                             raise
                         self.sent += 1
-                        deadline.reschedule(loop.time() + self.send_timeout)
-            except (TimeoutError, anyio.ClosedResourceError, anyio.BrokenResourceError, RuntimeError) as exc:
+                        # Push the deadline back only when less than one timeout is left, to 1.5 timeouts:
+                        # every send still gets at least `send_timeout`, without a timer change per record.
+                        now = loop.time()
+                        if (deadline.when() or now) - now < self.send_timeout:
+                            deadline.reschedule(now + 1.5 * self.send_timeout)
+            except (TimeoutError, StreamGone, anyio.ClosedResourceError, anyio.BrokenResourceError,
+                    RuntimeError) as exc:
+                if self._session is not session or self._writer is not writer:
+                    continue  # re-attached meanwhile (a new stream or session): carry on with that one
                 reason = "send timed out" if isinstance(exc, TimeoutError) else "stream closed"
-                if self._session is session:
-                    self._session = None
-                    self._on_stall(self.uuid, reason)
+                self._session = self._writer = None
+                self._on_stall(self.uuid, reason)
                 return

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .forwarder import Outbox
+from .sse_writer import StreamWriter
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +64,24 @@ class Registry:
         self._owner: dict[str, str] = {}
         self._by_session: dict[str, set[str]] = {}
         self._open_streams: dict[str, int] = {}
+        self._writers: dict[str, StreamWriter] = {}  # the newest open GET stream of each session
         self._parked: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
         self.streams_opened = 0  # running totals, for the heap freezer (gc_policy.py)
         self.streams_closed = 0
 
     # -- streams (fed by StreamWatch) -----------------------------------------------------------------
-    def stream_opened(self, session_id: str) -> None:
+    def stream_opened(self, session_id: str, writer: StreamWriter | None = None) -> None:
         self.streams_opened += 1
         self._open_streams[session_id] = self._open_streams.get(session_id, 0) + 1
+        if writer is not None:
+            self._writers[session_id] = writer
         for entry in self._entries_of_session(session_id):
             self._set_online(entry)
 
-    def stream_closed(self, session_id: str) -> None:
+    def stream_closed(self, session_id: str, writer: StreamWriter | None = None) -> None:
         self.streams_closed += 1
+        if writer is not None and self._writers.get(session_id) is writer:
+            self._writers.pop(session_id)
         left = self._open_streams.get(session_id, 0) - 1
         if left > 0:
             self._open_streams[session_id] = left
@@ -173,7 +179,7 @@ class Registry:
         entry.offline_reason = None
         entry.offline_since = None
         entry.last_seen = time.time()
-        entry.outbox.attach(entry.session)
+        entry.outbox.attach(entry.session, self._writers.get(entry.session_id or ""))
 
     def _by_uuid(self, client_uuid: str) -> ClientEntry | None:
         """The entry of a uuid whoever owns it (uuids are unique across users)."""

@@ -4,6 +4,9 @@ The transport silently drops records for a session without an open GET
 stream, so "online" must mean "stream open". Watching the HTTP exchange
 itself needs no private attributes of the MCP SDK, and a killed client is
 noticed as soon as its socket closes.
+
+It also puts a `StreamWriter` between the SDK and the socket, so the bus can
+write its records onto that stream directly (see sse_writer.py).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .registry import Registry
+from .sse_writer import StreamWriter
 
 
 class StreamWatch:
@@ -27,17 +31,25 @@ class StreamWatch:
         if not session_id:
             await self.app(scope, receive, send)
             return
+        writer = StreamWriter(send)
         opened = False
 
-        async def watch(message: Message) -> None:
+        async def watch_send(message: Message) -> None:
             nonlocal opened
-            if message["type"] == "http.response.start" and message["status"] == 200 and not opened:
+            await writer.send(message)
+            if writer.open and not opened:
                 opened = True
-                self.registry.stream_opened(session_id)
-            await send(message)
+                self.registry.stream_opened(session_id, writer)
+
+        async def watch_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                writer.disconnected()
+            return message
 
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, watch_receive, watch_send)
         finally:
+            writer.disconnected()
             if opened:
-                self.registry.stream_closed(session_id)
+                self.registry.stream_closed(session_id, writer)
