@@ -1,18 +1,25 @@
 """Bus speed on loopback: send->receive latency, throughput, fan-out to 10 and 100 subscribers.
 
     .venv/bin/python bench/bench_bus.py [--quick]
+
+Fan-out is measured twice: with fastmcp clients as subscribers (what an LLM host or a
+Blender runs; on two cores they, not the server, are the limit), and with lean
+subscribers in two child processes (lean_subscriber.py), which measure the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import time
 from contextlib import AsyncExitStack
+from multiprocessing.connection import Connection
 
 from _common import report, run_bench, start_server
+from lean_subscriber import child
 
-from tests.helpers import bus_client
+from tests.helpers import bus_client, login, tool_json
 
 
 async def latency(base: str, n: int) -> None:
@@ -59,6 +66,46 @@ async def fanout(base: str, subscribers: int, sends: int, inflight: int) -> None
                time.perf_counter() - t0, "deliveries/s")
 
 
+async def fanout_lean(base: str, subscribers: int, sends: int, inflight: int, processes: int = 2) -> None:
+    token = login(base)["access_token"]
+    group = f"lean{subscribers}"
+    ctx = multiprocessing.get_context("spawn")
+    pipes: list[Connection] = []
+    procs = []
+    try:
+        share = -(-subscribers // processes)
+        for p in range(processes):
+            ours, theirs = ctx.Pipe()
+            count = min(share, subscribers - p * share)
+            proc = ctx.Process(target=child, args=(base, token, group, p * share, count, sends, theirs), daemon=True)
+            proc.start()
+            pipes.append(ours)
+            procs.append(proc)
+        for pipe in pipes:
+            assert await asyncio.to_thread(pipe.recv) == "ready"
+        async with bus_client(base, token=token, uuid=f"bench-lean-sender{subscribers}") as sender:
+            while sum(c["online"] for c in tool_json(await sender.call_tool("blender_list_available_clients", {}))[
+                    "ephemeral"] if c["group_id"] == group) < subscribers:
+                await asyncio.sleep(0.2)
+            sem = asyncio.Semaphore(inflight)
+
+            async def one(i: int) -> None:
+                async with sem:
+                    await sender.call_tool("blender_send_message", {"group_id": group, "payload": {"i": i}})
+
+            started = time.monotonic()
+            await asyncio.gather(*(one(i) for i in range(sends)))
+            done = [await asyncio.to_thread(pipe.recv) for pipe in pipes]
+        assert all(ok for _, _, ok in done), "a lean subscriber missed or repeated a record"
+        report(f"fan-out to {subscribers} lean subscribers, {inflight} in flight", None, sends * subscribers,
+               max(t for _, t, _ in done) - started, "deliveries/s")
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+
+
 async def main(quick: bool) -> None:
     server = start_server(BLENDER_MCP_MESSAGES_PER_MINUTE="10000000")
     try:
@@ -68,6 +115,8 @@ async def main(quick: bool) -> None:
         await throughput(server.url, int(2000 * scale), 16)
         await fanout(server.url, 10, int(300 * scale), 16)
         await fanout(server.url, 100, int(60 * scale), 16)
+        await fanout_lean(server.url, 10, int(3000 * scale), 16)
+        await fanout_lean(server.url, 100, int(600 * scale), 16)
     finally:
         server.stop()
 
