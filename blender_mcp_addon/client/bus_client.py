@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..asyncio_thread import declare_asyncio_thread
 from ..protocol import priority_from_level
 from .auth import AuthError, TokenKeeper
 from .records import bus_record_of
@@ -168,6 +169,7 @@ class BusClient:
             loop.call_soon_threadsafe(kick.set)
 
     def _thread_main(self, ready: threading.Event) -> None:
+        declare_asyncio_thread()
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._stop, self._kick = asyncio.Event(), asyncio.Event()

@@ -29,6 +29,8 @@ def _store(settings: Settings) -> Store:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from blender_mcp_addon.asyncio_thread import declare_asyncio_thread
+
     from .app import build_server
 
     settings = _settings(args)
@@ -50,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"BlenderMCP bus on {url}/mcp   (health: {url}/health)")
     print(f'log in: curl -s -X POST {url}/auth/login -H "content-type: application/json" '
           "-d '{\"username\":\"demo\",\"password\":\"demo\"}'", flush=True)
+    declare_asyncio_thread()
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=5)
     graceful_server(config, server.bus).run()
