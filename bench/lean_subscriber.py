@@ -12,6 +12,7 @@ stream on blank lines and `json.loads` each record, checking what they got.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from multiprocessing.connection import Connection
@@ -50,9 +51,11 @@ class LeanSession:
         return answer["result"]
 
     async def answer(self, request_id: Any) -> None:
-        response = await self.http.post("/mcp", json={"jsonrpc": "2.0", "id": request_id, "result": {}},
-                                        headers=self.headers)
-        response.raise_for_status()
+        """Answer a ping. One that fails (a pooled connection the server just closed) costs nothing here:
+        the server pings again, and a subscriber it drops would show as missed records."""
+        with contextlib.suppress(httpx.HTTPError):
+            await self.http.post("/mcp", json={"jsonrpc": "2.0", "id": request_id, "result": {}},
+                                 headers=self.headers)
 
     async def join(self, uuid: str, group_id: str) -> None:
         await self.rpc("initialize", {"protocolVersion": PROTOCOL, "capabilities": {},
