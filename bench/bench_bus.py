@@ -48,15 +48,16 @@ async def throughput(base: str, n: int, inflight: int) -> None:
 
 
 async def fanout(base: str, subscribers: int, sends: int, inflight: int) -> None:
+    group = f"fan{subscribers}-{inflight}"
     async with AsyncExitStack() as stack:
         sender = await stack.enter_async_context(bus_client(base, uuid="bench-fan-sender"))
-        rxs = [await stack.enter_async_context(bus_client(base, uuid=f"bench-fan-{i}", group_id=f"fan{subscribers}"))
+        rxs = [await stack.enter_async_context(bus_client(base, uuid=f"bench-fan-{i}", group_id=group))
                for i in range(subscribers)]
         sem = asyncio.Semaphore(inflight)
 
         async def one(i: int) -> None:
             async with sem:
-                await sender.call_tool("blender_send_message", {"group_id": f"fan{subscribers}", "payload": {"i": i}})
+                await sender.call_tool("blender_send_message", {"group_id": group, "payload": {"i": i}})
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(sends)))
@@ -113,8 +114,9 @@ async def main(quick: bool) -> None:
         await latency(server.url, int(500 * scale))
         await throughput(server.url, int(2000 * scale), 1)
         await throughput(server.url, int(2000 * scale), 16)
-        await fanout(server.url, 10, int(300 * scale), 16)
-        await fanout(server.url, 100, int(60 * scale), 16)
+        for inflight in (1, 16):
+            await fanout(server.url, 10, int(300 * scale), inflight)
+            await fanout(server.url, 100, int(60 * scale), inflight)
         await fanout_lean(server.url, 10, int(3000 * scale), 16)
         await fanout_lean(server.url, 100, int(600 * scale), 16)
     finally:
