@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from multiprocessing.connection import Connection
 
 from _common import report, run_bench, start_server
+from fastmcp import Client
 from lean_subscriber import child
 
 from tests.helpers import bus_client, login, tool_json
@@ -47,20 +48,25 @@ async def throughput(base: str, n: int, inflight: int) -> None:
         report(f"bus to 1 subscriber, {inflight} calls in flight", None, n, time.perf_counter() - t0)
 
 
+async def send_to_group(sender: Client, group: str, sends: int, inflight: int) -> None:
+    """`sends` group messages with payload {"i": 0..sends-1}, `inflight` calls at a time."""
+    sem = asyncio.Semaphore(inflight)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await sender.call_tool("blender_send_message", {"group_id": group, "payload": {"i": i}})
+
+    await asyncio.gather(*(one(i) for i in range(sends)))
+
+
 async def fanout(base: str, subscribers: int, sends: int, inflight: int) -> None:
     group = f"fan{subscribers}-{inflight}"
     async with AsyncExitStack() as stack:
         sender = await stack.enter_async_context(bus_client(base, uuid="bench-fan-sender"))
         rxs = [await stack.enter_async_context(bus_client(base, uuid=f"bench-fan-{i}", group_id=group))
                for i in range(subscribers)]
-        sem = asyncio.Semaphore(inflight)
-
-        async def one(i: int) -> None:
-            async with sem:
-                await sender.call_tool("blender_send_message", {"group_id": group, "payload": {"i": i}})
-
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(sends)))
+        await send_to_group(sender, group, sends, inflight)
         for rx in rxs:
             await rx.collector.wait_for(sends, timeout=300)
         report(f"fan-out to {subscribers} subscribers, {inflight} in flight", None, sends * subscribers,
@@ -88,14 +94,8 @@ async def fanout_lean(base: str, subscribers: int, sends: int, inflight: int, pr
             while sum(c["online"] for c in tool_json(await sender.call_tool("blender_list_available_clients", {}))[
                     "ephemeral"] if c["group_id"] == group) < subscribers:
                 await asyncio.sleep(0.2)
-            sem = asyncio.Semaphore(inflight)
-
-            async def one(i: int) -> None:
-                async with sem:
-                    await sender.call_tool("blender_send_message", {"group_id": group, "payload": {"i": i}})
-
             started = time.monotonic()
-            await asyncio.gather(*(one(i) for i in range(sends)))
+            await send_to_group(sender, group, sends, inflight)
             done = [await asyncio.to_thread(pipe.recv) for pipe in pipes]
         assert all(ok for _, _, ok in done), "a lean subscriber missed or repeated a record"
         report(f"fan-out to {subscribers} lean subscribers, {inflight} in flight", None, sends * subscribers,
