@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from server.blender_mcp_server.sse_writer import SharedRecord, log_event
+from server.blender_mcp_server.sse_writer import SharedRecord
 from tests.helpers import bus_client, login, send
 from tests.tcp_proxy import CuttableProxy
 
@@ -14,14 +14,15 @@ pytestmark = pytest.mark.anyio
 
 
 def test_an_event_is_one_sse_message_with_a_json_rpc_log_notification():
-    event = log_event("warning", "_message_bus", {"text": "caf\u00e9 \u2603 \ud800", "n": [1, None]})
+    event = SharedRecord({"text": "caf\u00e9 \u2603 \ud800", "n": [1, None]}).event("warning", "_message_bus", "t")
     head, data = event.split(b"\r\n", 1)
     assert head == b"event: message" and data.startswith(b"data: ") and data.endswith(b"\r\n\r\n")
     line = data[len(b"data: "):-4]
     assert b"\n" not in line and b"\r" not in line and line.isascii()  # a lone surrogate cannot break the encode
     assert json.loads(line) == {"jsonrpc": "2.0", "method": "notifications/message",
                                 "params": {"level": "warning", "logger": "_message_bus",
-                                           "data": {"text": "caf\u00e9 \u2603 \ud800", "n": [1, None]}}}
+                                           "data": {"target_uuid": "t", "text": "caf\u00e9 \u2603 \ud800",
+                                                    "n": [1, None]}}}
 
 
 async def test_records_reach_a_fastmcp_client_through_the_direct_writer(server):
@@ -50,7 +51,8 @@ def test_a_shared_record_frames_each_recipient_like_its_own_record():
     for target in ("a", "b\u00e9", "c"):
         own = dict(base, target_uuid=target)
         event = shared.event("error", "_message_bus", target)
-        assert json.loads(event.split(b"data: ", 1)[1]) == json.loads(log_event("error", "_message_bus", own).split(
-            b"data: ", 1)[1])
+        assert json.loads(event.split(b"data: ", 1)[1]) == {
+            "jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "error", "logger": "_message_bus", "data": own}}
     assert SharedRecord({}).event("info", "_message_bus", "t").split(b"data: ", 1)[1].endswith(
         b'"data":{"target_uuid":"t"}}}\r\n\r\n')

@@ -25,7 +25,7 @@ import anyio
 
 from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, MESSAGE_BUS_LOGGER, Priority, parse_priority
 
-from .sse_writer import SharedRecord, StreamGone, StreamWriter, log_event
+from .sse_writer import SharedRecord, StreamGone, StreamWriter
 
 log = logging.getLogger(__name__)
 _seq = itertools.count()
@@ -56,7 +56,7 @@ class _Item:
     seq: int
     enqueued: float = field(compare=False)
     data: dict[str, Any] = field(compare=False)
-    shared: SharedRecord | None = field(compare=False, default=None)
+    shared: SharedRecord = field(compare=False)
 
 
 class Outbox:
@@ -81,11 +81,11 @@ class Outbox:
 
     def put(self, priority: Priority, data: dict[str, Any], *, bound: int | None = None,
             shared: SharedRecord | None = None) -> None:
-        """Queue `data` (`shared`: its encoding, common to the record's other recipients)."""
+        """Queue `data` (`shared`: its encoding, common to the record's other recipients; else its own)."""
         limit = self.max_records if bound is None else min(bound, self.max_records)
         if len(self._heap) >= limit:
             raise OutboxFull(f"outbox of {self.uuid} holds {len(self._heap)} records (limit {limit})")
-        heapq.heappush(self._heap, _Item(int(priority), next(_seq), time.time(), data, shared))
+        heapq.heappush(self._heap, _Item(int(priority), next(_seq), time.time(), data, shared or SharedRecord(data)))
         self._wake.set()
 
     def drop_older_than(self, max_age: float) -> int:
@@ -142,9 +142,7 @@ class Outbox:
                             continue
                         try:
                             if writer is not None:
-                                await writer.write(
-                                    item.shared.event(level.level, MESSAGE_BUS_LOGGER, item.data["target_uuid"])
-                                    if item.shared is not None else log_event(level.level, MESSAGE_BUS_LOGGER, item.data))
+                                await writer.write(item.shared.event(level.level, MESSAGE_BUS_LOGGER, self.uuid))
                             else:  # no HTTP stream to write on (an in-memory transport): the SDK's way
                                 await session.send_log_message(level.level, item.data, logger=MESSAGE_BUS_LOGGER)
                         except BaseException:

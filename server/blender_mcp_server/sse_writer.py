@@ -38,18 +38,11 @@ class StreamGone(Exception):
     """The GET stream has ended (or its client disconnected): the record was not written."""
 
 
-def log_event(level: str, logger: str, data: Any) -> bytes:
-    """One SSE event carrying a JSON-RPC `notifications/message`, as the SDK would have framed it."""
-    return _head(level, logger) + _dumps(data) + b"}}" + _EVENT_TAIL
-
-
-def _head(level: str, logger: str) -> bytes:
-    return (_EVENT_HEAD + b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":' + _dumps(level)
-            + b',"logger":' + _dumps(logger) + b',"data":')
-
-
 class SharedRecord:
     """One bus record's JSON, encoded once for all its recipients: only `target_uuid` differs between them.
+
+    `event()` frames it as one SSE event carrying a JSON-RPC `notifications/message`, as the SDK
+    would have (a record with a single recipient is simply a SharedRecord shared by nobody).
 
     Without it a broadcast to 1,000 clients encodes the same payload 1,000 times. Encoded lazily, by
     the first outbox that writes it, so records that every recipient filters away cost nothing.
@@ -65,7 +58,9 @@ class SharedRecord:
         if self._rest is None:
             rest = _dumps({k: v for k, v in self.base.items() if k != "target_uuid"})[1:]  # '"k":v,...}'
             self._rest = rest if rest == b"}" else b"," + rest
-        return _head(level, logger) + b'{"target_uuid":' + _dumps(target_uuid) + self._rest + b"}}" + _EVENT_TAIL
+        return (_EVENT_HEAD + b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":'
+                + _dumps(level) + b',"logger":' + _dumps(logger) + b',"data":{"target_uuid":' + _dumps(target_uuid)
+                + self._rest + b"}}" + _EVENT_TAIL)
 
 
 class StreamWriter:
