@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.blender_worker import Worker
-from tests.helpers import bus_client, send, start_fresh, tool_json, wait_online
+from tests.helpers import ServerProcess, bus_client, send, start_fresh, tool_json, wait_online
 from tests.test_dispatch import call, style_a
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
@@ -28,6 +31,18 @@ async def final(client, job_id: str, timeout: float = 60) -> dict:
 
 def job(job_id: str, script: str) -> dict:
     return {"message_type": "job_dispatch", "job_id": job_id, "script": script}
+
+
+@contextlib.contextmanager
+def own_server_and_worker(tmp_path: Path, worker_uuid: str, **env: str) -> Iterator[tuple[ServerProcess, Worker]]:
+    """A server of the test's own (to restart, stop or configure) and a headless worker on it; both go after."""
+    srv = start_fresh(tmp_path / "srv", **env)
+    w = Worker(srv.url, tmp_path / "user", worker_uuid)
+    try:
+        yield srv, w
+    finally:
+        w.stop()
+        srv.stop()
 
 
 async def test_cancel_queued_and_running_jobs(server, tmp_path):
@@ -54,9 +69,7 @@ async def test_cancel_queued_and_running_jobs(server, tmp_path):
 
 
 async def test_a_reply_made_during_a_server_restart_reaches_its_originator(tmp_path):
-    srv = start_fresh(tmp_path / "srv")
-    w = Worker(srv.url, tmp_path / "user", "blender-restart-02")
-    try:
+    with own_server_and_worker(tmp_path, "blender-restart-02") as (srv, _):
         async with bus_client(srv.url, uuid="rs-orig") as llm:
             await wait_online(llm, "blender-restart-02", timeout=90)
             await send(llm, target_uuid="blender-restart-02", from_uuid="rs-orig",
@@ -70,16 +83,11 @@ async def test_a_reply_made_during_a_server_restart_reaches_its_originator(tmp_p
             assert update["status"] == "completed" and update["result"] == "survived\n"
             assert "blender-restart-02" in [c["uuid"] for c in tool_json(
                 await llm.call_tool("blender_list_available_clients", {}))["persistent"] if c["online"]]
-    finally:
-        w.stop()
-        srv.stop()
 
 
 async def test_access_token_expiring_during_a_long_connection(tmp_path):
-    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_ACCESS_TTL="3")
-    w = Worker(srv.url, tmp_path / "user", "blender-ttl-01")
-    api_token = srv.cli("token", "create", "demo").stdout.strip()  # the test's own client must not expire
-    try:
+    with own_server_and_worker(tmp_path, "blender-ttl-01", BLENDER_MCP_ACCESS_TTL="3") as (srv, w):
+        api_token = srv.cli("token", "create", "demo").stdout.strip()  # the test's own client must not expire
         async with bus_client(srv.url, token=api_token, uuid="ttl-llm") as llm:
             await wait_online(llm, "blender-ttl-01", timeout=90)
         await asyncio.sleep(10)  # three access-token lifetimes of the worker's login
@@ -89,9 +97,6 @@ async def test_access_token_expiring_during_a_long_connection(tmp_path):
             await send(llm, target_uuid="blender-ttl-01", from_uuid="ttl-llm-2", payload=job("ttl-job", "print('fresh')"))
             assert (await final(llm, "ttl-job", 30))["result"] == "fresh\n"
         assert "reconnecting" not in w.log()  # refreshed in place, the connection never dropped
-    finally:
-        w.stop()
-        srv.stop()
 
 
 async def test_killing_blender_mid_job_gives_target_lost(server, tmp_path):
@@ -113,9 +118,7 @@ async def test_killing_blender_mid_job_gives_target_lost(server, tmp_path):
 
 
 async def test_server_shutdown_ends_waiting_calls_with_a_definite_status(tmp_path):
-    srv = start_fresh(tmp_path / "srv")
-    w = Worker(srv.url, tmp_path / "user", "blender-shutdown-01")
-    try:
+    with own_server_and_worker(tmp_path, "blender-shutdown-01") as (srv, _):
         async with bus_client(srv.url, uuid="sd-watch") as watch:
             await wait_online(watch, "blender-shutdown-01", timeout=90)
         async with await style_a(srv.url) as client:
@@ -126,9 +129,6 @@ async def test_server_shutdown_ends_waiting_calls_with_a_definite_status(tmp_pat
             answer = await asyncio.wait_for(task, 15)
             assert answer["status"] == "cancelled" and "shutting down" in answer["error"] and answer["job_id"]
         assert srv.proc.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
-    finally:
-        w.stop()
-        srv.stop()
 
 
 async def test_a_dropped_network_recovers_and_loses_nothing(server, tmp_path):
