@@ -1,9 +1,20 @@
 """Build the Blender extension zips: dist/blender_mcp-<version>-<platform>.zip, one per platform.
 
-Each zip holds the manifest (with its own `platforms` and `wheels`), the
-`blender_mcp_addon` package at the zip root, and `wheels/` with the embedded
-client's dependencies (`fastmcp-slim[client]` of the 3.4 line) for Blender's
-Python 3.11, minus what Blender already ships.
+One zip serves every Blender of its platform: Blender 4.2+ as an extension and
+Blender 3.4-4.1 as a legacy add-on. It holds the manifest (with its own
+`platforms` and `wheels`), the `blender_mcp_addon` package, and the embedded
+client's dependencies (`fastmcp-slim[client]` of the 3.4 line):
+
+- `wheels/`: every wheel the manifest lists. Pure-Python wheels once, binary
+  ones for each Python an extension-capable Blender runs (EXTENSION_PYTHONS);
+  Blender installs only those that fit its own Python (`wheel_tags` states
+  the rule). These Pythons share one version of every project (each is
+  resolved with the pins of the one before as constraints): Blender
+  4.2.0-4.2.3 unpack every wheel of the platform into one folder, which is
+  harmless when the binary parts differ only in their `cpython-3XY` names.
+- `legacy_wheels/py3XY/`: for each Python only Blenders without the extension
+  system run (LEGACY_PYTHONS), the wheels its own resolution picked that
+  `wheels/` lacks. `legacy.py` lets them override `wheels/` by project.
 
 Each platform is resolved on its own with uv (`pip download --platform`
 evaluates environment markers for the machine it runs on, so a Windows set
@@ -23,7 +34,6 @@ import argparse
 import hashlib
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +41,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from blender_mcp_addon import wheel_tags
 from blender_mcp_addon.platform_tag import blender_platform
 
 ROOT = Path(__file__).resolve().parent
@@ -42,14 +53,18 @@ REQUIREMENT = "fastmcp-slim[client]>=3.4,<4"
 # Not a dependency of anything here any more, yet httpcore tries `import sniffio` on every lock it takes:
 # missing, each try is a failed import that stats every sys.path entry (a tenth of a busy worker's time).
 SPEED_EXTRA = ["sniffio>=1.3"]
-PYTHON_VERSION = "3.11"  # Blender 4.2 LTS - 5.0; Blender 5.1+ runs Python 3.13 (build with --python 3.13)
-BLENDER_MIN_FOR_PYTHON = {"3.11": "4.2.0", "3.13": "5.1.0"}
-
-# Blender 4.2-5.0 bundles these in its Python; shipping them again would shadow Blender's own.
-BUNDLED_BY_BLENDER = {"numpy", "requests", "urllib3", "certifi", "idna", "charset-normalizer"}
-# A Blender of 3.4-4.1 (Debian's, say) may lack them: they ride in legacy_wheels/, which the manifest does
-# not list, so only the legacy add-on path (blender_mcp_addon/legacy.py) unpacks them.
-LEGACY_EXTRA = ["requests>=2.31", "urllib3", "certifi", "idna", "charset-normalizer"]
+# blender.org's Blenders bundle these, distribution Blenders (Debian's 3.4, 4.3 and 5.2) may not, and the
+# integrations need them. Blender appends the extensions' site-packages to sys.path, so a bundled copy wins.
+REQUESTS = ["requests>=2.31", "urllib3", "certifi", "idna", "charset-normalizer"]
+# The Pythons of Blenders with the extension system: 4.2 LTS - 5.0 (3.11), 5.1+ and Debian 13's 4.3
+# (3.13), Debian sid's and Arch's 5.2 (3.14).
+EXTENSION_PYTHONS = ("3.11", "3.13", "3.14")
+# Blender 3.4-4.1 from blender.org run 3.10 (Debian 12's 3.4 runs 3.11, covered above).
+LEGACY_PYTHONS = ("3.10",)
+ALL_PYTHONS = EXTENSION_PYTHONS + LEGACY_PYTHONS
+# Blender 4.2.0-4.2.3 install every wheel of the platform whatever its Python tag (4.2.4 began to filter),
+# which the equal pins make harmless; README "Blender versions" has what was measured.
+BLENDER_VERSION_MIN = "4.2.0"
 
 # Blender platform -> (uv --python-platform, pip --platform tags).
 PLATFORMS: dict[str, tuple[str, list[str]]] = {
@@ -66,11 +81,6 @@ MACOS_TARGET = "11.0"
 DEFAULT_SET = ["linux-x64", "windows-x64", "macos-arm64", "macos-x64"]
 
 
-def normalise(name: str) -> str:
-    """PEP 503 name: pins say `jaraco-classes`, wheel files `jaraco_classes`."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def run(cmd: list[str], quiet: bool, **kw) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if result.returncode != 0:
@@ -81,34 +91,39 @@ def run(cmd: list[str], quiet: bool, **kw) -> subprocess.CompletedProcess:
     return result
 
 
-def resolve(plat: str, refresh: bool, quiet: bool, python: str = PYTHON_VERSION) -> tuple[list[str], list[str]]:
-    """Exact pins for one platform: (the wheels Blender 4.2+ installs, the legacy extras).
+def _pin_name(pin: str) -> str:
+    return wheel_tags.normalise(pin.split("==")[0].split("[")[0].strip())
 
-    Cached in build/ until the requirement changes."""
+
+def resolve(plat: str, refresh: bool) -> dict[str, list[str]]:
+    """Exact pins for one platform, per Python; the extension Pythons agree wherever they share a project.
+
+    Cached in build/ until the requirements change."""
     uv_platform, _ = PLATFORMS[plat]
-    key = hashlib.sha1(f"{REQUIREMENT}|{SPEED_EXTRA}|{LEGACY_EXTRA}|{python}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
-    cache = BUILD / f"pins-{plat}-py{python}-{key}.txt"
-    if refresh or not cache.exists():
-        out = run([sys.executable, "-m", "uv", "pip", "compile", "-", "--python-platform", uv_platform,
-                   "--python-version", python, "--only-binary", ":all:", "--no-header", "--no-annotate",
-                   "--quiet"], quiet=True, input="\n".join([REQUIREMENT, *SPEED_EXTRA, *LEGACY_EXTRA]) + "\n",
-                  env={**os.environ, "MACOSX_DEPLOYMENT_TARGET": MACOS_TARGET}).stdout
-        BUILD.mkdir(exist_ok=True)
-        cache.write_text(out)
-    pins, legacy = [], []
-    for line in cache.read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        name = normalise(line.split("==")[0].split("[")[0].strip())
-        if name not in BUNDLED_BY_BLENDER:
-            pins.append(line)
-        elif name != "numpy":
-            legacy.append(line)
-    return pins, legacy
+    wanted = "\n".join([REQUIREMENT, *SPEED_EXTRA, *REQUESTS]) + "\n"
+    key = hashlib.sha1(f"{wanted}|{ALL_PYTHONS}|{uv_platform}|{MACOS_TARGET}".encode()).hexdigest()[:10]
+    BUILD.mkdir(exist_ok=True)
+    constraints = BUILD / f"constraints-{plat}-{key}.txt"
+    pins: dict[str, list[str]] = {}
+    for python in ALL_PYTHONS:
+        cache = BUILD / f"pins-{plat}-py{python}-{key}.txt"
+        if refresh or not cache.exists():
+            cmd = [sys.executable, "-m", "uv", "pip", "compile", "-", "--python-platform", uv_platform,
+                   "--python-version", python, "--only-binary", ":all:", "--no-header", "--no-annotate", "--quiet"]
+            if python in EXTENSION_PYTHONS and pins:
+                cmd += ["--constraint", str(constraints)]
+            out = run(cmd, quiet=True, input=wanted, env={**os.environ, "MACOSX_DEPLOYMENT_TARGET": MACOS_TARGET}).stdout
+            cache.write_text(out)
+        pins[python] = [line for raw in cache.read_text().splitlines()
+                        if (line := raw.split("#")[0].strip()) and not line.startswith("-")]
+        if python in EXTENSION_PYTHONS:
+            known = {_pin_name(p): p for py in EXTENSION_PYTHONS if py in pins for p in pins[py]}
+            constraints.write_text("\n".join(sorted(known.values())) + "\n")
+    return pins
 
 
-def download(plat: str, pins: list[str], quiet: bool, python: str = PYTHON_VERSION) -> list[Path]:
+def download(plat: str, python: str, pins: list[str], quiet: bool) -> list[Path]:
+    """The wheel files of `pins` for one Python, in a folder of their own (a pure wheel lands in each)."""
     _, tags = PLATFORMS[plat]
     folder = BUILD / "wheels" / f"{plat}-py{python}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,30 +132,52 @@ def download(plat: str, pins: list[str], quiet: bool, python: str = PYTHON_VERSI
     for tag in tags:
         cmd += ["--platform", tag]
     run(cmd + pins, quiet)
-    wanted = {normalise(p.split("==")[0].split("[")[0]): p.split("==")[1].strip() for p in pins}
-    wheels = []
+    versions = {_pin_name(p): p.split("==")[1].strip() for p in pins}
+    version_tuple = tuple(int(x) for x in python.split("."))
+    chosen: dict[str, Path] = {}
     for whl in sorted(folder.glob("*.whl")):
-        name, version = whl.name.split("-")[:2]
-        if wanted.get(normalise(name)) == version:
-            wheels.append(whl)
-    missing = set(wanted) - {normalise(w.name.split("-")[0]) for w in wheels}
+        name, version, *_ = wheel_tags.parse(whl.name)
+        if versions.get(wheel_tags.normalise(name)) == version and wheel_tags.fits(whl.name, version_tuple):
+            chosen.setdefault(wheel_tags.normalise(name), whl)
+    missing = set(versions) - set(chosen)
     if missing:
-        raise SystemExit(f"{plat}: no wheel downloaded for {sorted(missing)}")
-    return wheels
+        raise SystemExit(f"{plat}, Python {python}: no wheel downloaded for {sorted(missing)}")
+    return sorted(chosen.values())
 
 
-def stage(plat: str, wheels: list[Path], legacy: list[Path], python: str = PYTHON_VERSION) -> Path:
-    folder = BUILD / f"stage-{plat}-py{python}"
+def wheel_sets(plat: str, refresh: bool, quiet: bool) -> tuple[list[Path], dict[str, list[Path]]]:
+    """(wheels/, {python: legacy_wheels/py3XY/}) for one platform, checked against the pins: what each
+    Python's reader of the zip will pick, by the rule it uses, is exactly what was resolved for it."""
+    pins = resolve(plat, refresh)
+    files = {python: download(plat, python, pins[python], quiet) for python in ALL_PYTHONS}
+    extension = sorted({w.name: w for python in EXTENSION_PYTHONS for w in files[python]}.values())
+    versions: dict[str, set[str]] = {}
+    for whl in extension:
+        versions.setdefault(wheel_tags.distribution(whl.name), set()).add(wheel_tags.parse(whl.name)[1])
+    if split := {d: v for d, v in versions.items() if len(v) > 1}:
+        raise SystemExit(f"{plat}: Pythons disagree on versions {split}; Blender 4.2.0-4.2.3 would unpack both")
+    names = {w.name for w in extension}
+    legacy = {python: [w for w in files[python] if w.name not in names] for python in LEGACY_PYTHONS}
+    for python in ALL_PYTHONS:
+        version = tuple(int(x) for x in python.split("."))
+        picked = wheel_tags.pick([w.name for w in extension], [w.name for w in legacy.get(python, [])], version)
+        got = {wheel_tags.distribution(n): wheel_tags.parse(n)[1] for n in picked}
+        want = {_pin_name(p): p.split("==")[1].strip() for p in pins[python]}
+        if {d: got.get(d) for d in want} != want:
+            raise SystemExit(f"{plat}, Python {python}: the zip would give {got}, not {want}")
+    return extension, legacy
+
+
+def stage(plat: str, wheels: list[Path], legacy: dict[str, list[Path]]) -> Path:
+    folder = BUILD / f"stage-{plat}"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(ADDON, folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (folder / "wheels").mkdir()
-    for whl in wheels:
-        shutil.copy2(whl, folder / "wheels" / whl.name)
-    (folder / "legacy_wheels").mkdir()
-    for whl in legacy:
-        shutil.copy2(whl, folder / "legacy_wheels" / whl.name)
-    text = MANIFEST.read_text().replace('blender_version_min = "4.2.0"',
-                                        f'blender_version_min = "{BLENDER_MIN_FOR_PYTHON[python]}"')
+    folders = {"wheels": wheels, **{f"legacy_wheels/{wheel_tags.folder_for(py)}": ws for py, ws in legacy.items()}}
+    for sub, files in folders.items():
+        (folder / sub).mkdir(parents=True)
+        for whl in files:
+            shutil.copy2(whl, folder / sub / whl.name)
+    text = MANIFEST.read_text().replace('blender_version_min = "4.2.0"', f'blender_version_min = "{BLENDER_VERSION_MIN}"')
     wheel_lines = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
     extra = f'platforms = ["{plat}"]\nwheels = [\n{wheel_lines},\n]\n'
     # Top-level keys must come before the first [table] of the TOML file.
@@ -188,18 +225,17 @@ def _read_members(path: Path) -> list[tuple[str, bytes]]:
         return [(info.filename, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
 
 
-def build(plat: str, refresh: bool = False, quiet: bool = False, python: str = PYTHON_VERSION) -> Path:
+def build(plat: str, refresh: bool = False, quiet: bool = False) -> Path:
     manifest = tomllib.loads(MANIFEST.read_text())
-    pins, legacy_pins = resolve(plat, refresh, quiet, python)
-    wheels = download(plat, pins, quiet, python)
-    legacy = download(plat, legacy_pins, quiet, python)
-    source = stage(plat, wheels, legacy, python)
+    wheels, legacy = wheel_sets(plat, refresh, quiet)
+    source = stage(plat, wheels, legacy)
     DIST.mkdir(exist_ok=True)
-    tail = "" if python == PYTHON_VERSION else f"-py{python.replace('.', '')}"
-    out = DIST / f"{manifest['id']}-{manifest['version']}-{plat.replace('-', '_')}{tail}.zip"
+    out = DIST / f"{manifest['id']}-{manifest['version']}-{plat.replace('-', '_')}.zip"
     package(plat, source, out, quiet, manifest["id"])
     if not quiet:
-        print(f"{out.relative_to(ROOT)}  {out.stat().st_size / 1e6:.1f} MB  ({len(wheels)} wheels)")
+        print(f"{out.relative_to(ROOT)}  {out.stat().st_size / 1e6:.1f} MB  "
+              f"({len(wheels)} wheels for Python {', '.join(sorted(EXTENSION_PYTHONS))}, "
+              f"{sum(map(len, legacy.values()))} more for {', '.join(LEGACY_PYTHONS)})")
     return out
 
 
@@ -209,13 +245,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"any of {', '.join(PLATFORMS)} (default: this machine)")
     parser.add_argument("--all", action="store_true", help=f"build {', '.join(DEFAULT_SET)}")
     parser.add_argument("--refresh", action="store_true", help="resolve the dependencies again")
-    parser.add_argument("--python", default=PYTHON_VERSION, choices=sorted(BLENDER_MIN_FOR_PYTHON),
-                        help="Blender's Python: 3.11 for Blender 4.2-5.0, 3.13 for 5.1+")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     targets = DEFAULT_SET if args.all else (args.platforms or [blender_platform()])
     for plat in targets:
-        build(plat, args.refresh, args.quiet, args.python)
+        build(plat, args.refresh, args.quiet)
     return 0
 
 

@@ -15,9 +15,6 @@ import sys
 import threading
 import time
 
-from .client import ClientConfig
-from .client.auth import keeper_for_cli
-
 log = logging.getLogger(__name__)
 
 
@@ -45,9 +42,12 @@ def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentPar
 def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     import bpy
 
+    # Imported here, not at the top: `--help` of the console script needs only the parser (worker_cli).
+    from .client import ClientConfig
+    from .client.auth import keeper_for_cli
     from .runtime import Runtime
     from .runtime.drivers import run_headless
-    from .runtime.session import default_label, set_runtime, stable_uuid
+    from .runtime.session import client_versions, default_label, set_runtime, stable_uuid
 
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -67,7 +67,8 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
         return code
     config = ClientConfig(server_url=args.server, client_uuid=args.uuid or stable_uuid(), client_type="blender",
                           is_persistent=True, label=args.label or default_label(), group_id=args.group,
-                          capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()])
+                          capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()],
+                          versions=client_versions())
     enabled = {name.strip() for name in args.integrations.split(",") if name.strip()}
     runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__)
     set_runtime(runtime)
@@ -83,14 +84,21 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     deadline = time.time() + 20
     while runtime.state.status in ("disconnected", "connecting") and time.time() < deadline:
         time.sleep(0.05)
-    print(f"blender-mcp worker {config.client_uuid}: {runtime.state.describe()} ({keeper.base})", flush=True)
+    versions = config.versions
+    print(f"blender-mcp worker {config.client_uuid}: {runtime.state.describe()} ({keeper.base}; add-on "
+          f"{versions['addon']}, Blender {versions['blender']}, Python {versions['python']}, bus protocol "
+          f"{versions['protocol']}; server {runtime.state.server.get('version', '?')})", flush=True)
     try:
         run_headless(runtime, stop)
     finally:
         runtime.shutdown("the worker is stopping")
         set_runtime(None)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: Blender's own C handler, which Python cannot put back
+                signal.signal(sig, handler)
+    if runtime.state.status == "error":  # refused for good (credentials, uuid, versions): a supervisor should know
+        print(f"error: blender-mcp worker {config.client_uuid}: {runtime.state.reason}", file=sys.stderr, flush=True)
+        return 1
     print(f"blender-mcp worker {config.client_uuid}: stopped", flush=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""Start a real headless Blender bus worker: the bpy module by default, `$BLENDER -b` when BLENDER is set."""
+"""Start a real headless Blender bus worker in the Blender under test (tests/blenders: bpy module or binary)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,21 @@ import glob
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from blender_mcp_addon.platform_tag import blender_platform
+from tests import blenders
+from tests.blenders import BLENDER, BPY_PYTHON
 from tests.helpers import ROOT
 
-BLENDER = os.environ.get("BLENDER")
+# Blender 3.4-4.1 have no `-c`: the legacy add-on's worker runs from a one-line script.
+LEGACY_WORKER = "import sys, blender_mcp.worker as w; sys.exit(w.run(sys.argv[sys.argv.index('--') + 1:]))"
+LEGACY_INSTALL = """
+import bpy, sys
+bpy.ops.preferences.addon_install(filepath=sys.argv[-1], overwrite=True)
+bpy.ops.preferences.addon_enable(module="blender_mcp")
+bpy.ops.wm.save_userpref()
+"""
 
 
 def extension_zip() -> str:
@@ -23,13 +31,17 @@ def extension_zip() -> str:
     return hits[-1]
 
 
-INSTALL_SCRIPT = """
-import bpy, sys
-r = bpy.ops.extensions.package_install_files(filepath=sys.argv[-1], repo="user_default", enable_on_install=True,
-                                             overwrite=True)
-assert "FINISHED" in r, r
-bpy.ops.wm.save_userpref()
-"""
+def install_into_binary(env: dict[str, str]) -> None:
+    """Install and enable the zip in the real binary's user folder, as an artist or a farm script would."""
+    assert BLENDER
+    if blenders.has_extensions():
+        cmd = [*BLENDER, "--command", "extension", "install-file", "--repo", "user_default", "--enable",
+               extension_zip()]
+    else:
+        cmd = [*BLENDER, "-b", "--factory-startup", "--python-expr", LEGACY_INSTALL, "--", extension_zip()]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0 or "Traceback" in proc.stdout + proc.stderr:
+        raise RuntimeError(f"installing the zip failed: {(proc.stdout + proc.stderr)[-3000:]}")
 
 
 class Worker:
@@ -42,11 +54,13 @@ class Worker:
         env = {**os.environ, "BLENDER_MCP_PASSWORD": password, "BLENDER_USER_RESOURCES": str(user_dir)}
         common = ["--server", server_url, "--username", username, "--uuid", uuid, *args]
         if BLENDER:
-            subprocess.run([BLENDER, "-b", "--factory-startup", "--python-expr", INSTALL_SCRIPT, "--",
-                            extension_zip()], env=env, check=True, capture_output=True, timeout=120)
-            cmd = [BLENDER, "-b", "-c", "mcp_worker", *common]
+            install_into_binary(env)
+            if blenders.has_extensions():
+                cmd = [*BLENDER, "-b", "-c", "mcp_worker", *common]
+            else:
+                cmd = [*BLENDER, "-b", "--addons", "blender_mcp", "--python-expr", LEGACY_WORKER, "--", *common]
         else:
-            cmd = [sys.executable, "-m", "blender_mcp_addon.worker_cli", "--zip", extension_zip(),
+            cmd = [BPY_PYTHON, "-m", "blender_mcp_addon.worker_cli", "--zip", extension_zip(),
                    "--user-dir", str(user_dir), *common]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept for the process's life
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)

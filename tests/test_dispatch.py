@@ -96,6 +96,9 @@ async def test_scene_tools(server, worker, tmp_path):
         assert saved["filepath"] == str(blend) and blend.stat().st_size > 1000
         for fmt, name in [("glb", "scene.glb"), ("obj", "scene.obj"), ("fbx", "scene.fbx"), ("usd", "scene.usdc")]:
             out = await call(client, "blender_export_scene", {"filepath": str(tmp_path / name), "format": fmt})
+            if fmt == "usd" and "built without USD export" in out["error"]:  # distribution builds (Debian's)
+                assert out["status"] == "error" and not (tmp_path / name).exists()
+                continue
             assert out["status"] == "completed", out
             assert (tmp_path / name).stat().st_size > 100
         bad = await call(client, "blender_export_scene", {"filepath": "relative.glb"})

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..asyncio_thread import declare_asyncio_thread
 from ..protocol import priority_from_level
+from ..protocol.versions import PROTOCOL_VERSION, RELEASE, server_incompatibility
 from .auth import AuthError, TokenKeeper
 from .records import bus_record_of
 
@@ -45,6 +46,8 @@ class ClientConfig:
     label: str | None = None
     group_id: str | None = None
     capabilities: list[str] = field(default_factory=list)
+    # Told to the server at registration (protocol/versions.py); the runtime adds Blender's and Python's.
+    versions: dict[str, Any] = field(default_factory=lambda: {"addon": RELEASE, "protocol": PROTOCOL_VERSION})
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ConnectionState:
     retry_at: float | None = None
     since: float = field(default_factory=time.time)
     clients: list[dict[str, Any]] = field(default_factory=list)
+    server: dict[str, Any] = field(default_factory=dict)  # the server's versions, once registered
 
     def describe(self) -> str:
         if self.status == "reconnecting" and self.retry_at:
@@ -185,7 +189,7 @@ class BusClient:
 
     def _set_state(self, status: str, reason: str = "", retry_at: float | None = None) -> None:
         clients = self.state.clients if status == "connected" else []
-        self.state = ConnectionState(status, reason, retry_at, time.time(), clients)
+        self.state = ConnectionState(status, reason, retry_at, time.time(), clients, self.state.server)
         if self._on_state:
             try:
                 self._on_state(self.state)
@@ -260,13 +264,22 @@ class BusClient:
         result = await client.call_tool("blender_register_client", {
             "client_uuid": c.client_uuid, "client_type": c.client_type, "is_persistent": c.is_persistent,
             "capabilities": c.capabilities, "group_id": c.group_id or None, "label": c.label or None,
+            "versions": c.versions,
         }, raise_on_error=False)
         answer = json.loads(result.content[0].text) if result.content else {}
         if answer.get("status") != "registered":
             message = answer.get("message") or str(answer)
-            if answer.get("error") in ("uuid_taken", "invalid_arguments", "too_many_clients"):
+            if answer.get("error") in ("uuid_taken", "invalid_arguments", "too_many_clients", "incompatible_version"):
                 raise _Fatal(message)
             raise _Reconnect(message)
+        if why := server_incompatibility(answer):
+            raise _Fatal(why)
+        self.state.server = answer.get("server") or {}
+        if not self.state.server:
+            log.warning("the server did not say its version; it predates the version exchange")
+        else:
+            log.info("registered with server %s (bus protocol %s)", self.state.server.get("version"),
+                     self.state.server.get("protocol"))
 
     async def _handle(self, message: Any) -> None:
         """The message handler: queue and return, never await anything slow (see module docstring)."""

@@ -19,6 +19,17 @@ def _absolute(filepath: str, suffixes: tuple[str, ...]) -> str:
     return path
 
 
+def _has_operator(module: str, name: str) -> bool:
+    """Whether this Blender build has `bpy.ops.<module>.<name>` (distribution builds may lack USD, say)."""
+    import bpy
+
+    try:
+        getattr(getattr(bpy.ops, module), name).get_rna_type()
+    except (KeyError, AttributeError):
+        return False
+    return True
+
+
 @command("save_blend")
 def save_blend(filepath: str | None = None) -> dict[str, Any]:
     import bpy
@@ -47,10 +58,12 @@ def export_scene(filepath: str, format: str = "glb", selected_only: bool = False
     elif format == "obj":
         bpy.ops.wm.obj_export(filepath=path, export_selected_objects=selected_only)
     elif format == "fbx":
-        if not hasattr(bpy.ops.export_scene, "fbx"):
+        if not _has_operator("export_scene", "fbx"):
             raise CommandError("the FBX add-on is not enabled in this Blender")
         bpy.ops.export_scene.fbx(filepath=path, use_selection=selected_only)
     else:
+        if not _has_operator("wm", "usd_export"):  # Debian's Blender 4.3 and 5.2, for one
+            raise CommandError(f"this Blender {bpy.app.version_string} was built without USD export")
         bpy.ops.wm.usd_export(filepath=path, selected_objects_only=selected_only)
     if not os.path.exists(path):
         raise CommandError(f"the exporter wrote no file at {path}")

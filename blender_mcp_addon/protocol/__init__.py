@@ -24,9 +24,12 @@ from .records import (
     new_id,
     parse_payload,
 )
+from .versions import PROTOCOL_VERSION, RELEASE, ClientVersions
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "PROTOCOL_VERSION",
+    "RELEASE",
     "FINAL_JOB_STATUSES",
     "JOB_UPDATE_PRIORITY",
     "MCP_DEFAULT_LEVEL",
@@ -34,6 +37,7 @@ __all__ = [
     "VALID_PRIORITY_VALUES",
     "BusRecord",
     "CancelJob",
+    "ClientVersions",
     "CommandDispatch",
     "JobDispatch",
     "JobStatus",

@@ -66,8 +66,11 @@ def make_timer(get_runtime: Callable[[], Runtime | None],
 
 
 def run_headless(runtime: Runtime, stop: threading.Event, *, budget: float = 0.05) -> None:
-    """Block on the main thread, draining as records arrive (timers never fire without a window)."""
-    while not stop.is_set():
+    """Block on the main thread, draining as records arrive (timers never fire without a window).
+
+    Returns when `stop` is set, or when the client has given up for good (state `error`: refused
+    credentials, a uuid owned elsewhere, a server of another protocol), which retrying cannot mend."""
+    while not stop.is_set() and runtime.state.status != "error":
         if not runtime.busy:
             runtime.pump.wait(0.25)
         runtime.drain(budget)

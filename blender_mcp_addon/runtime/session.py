@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import platform
 import socket
 import uuid as uuid_mod
 from pathlib import Path
+from typing import Any
 
+from ..protocol.versions import PROTOCOL_VERSION, RELEASE
 from . import Runtime
 
 _runtime: Runtime | None = None
@@ -63,3 +66,11 @@ def stable_uuid() -> str:
 
 def default_label() -> str:
     return f"Blender on {socket.gethostname()}"
+
+
+def client_versions() -> dict[str, Any]:
+    """What this Blender tells the server when it registers (protocol/versions.py)."""
+    import bpy
+
+    return {"addon": RELEASE, "blender": bpy.app.version_string, "python": platform.python_version(),
+            "protocol": PROTOCOL_VERSION}

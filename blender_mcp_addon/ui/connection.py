@@ -7,7 +7,15 @@ import bpy
 from ..client import ClientConfig, TokenKeeper
 from ..runtime import Runtime
 from ..runtime.drivers import make_timer
-from ..runtime.session import default_label, get_keeper, get_runtime, set_keeper, set_runtime, stable_uuid
+from ..runtime.session import (
+    client_versions,
+    default_label,
+    get_keeper,
+    get_runtime,
+    set_keeper,
+    set_runtime,
+    stable_uuid,
+)
 from .preferences import get_prefs
 
 
@@ -77,7 +85,8 @@ def config_from_prefs() -> ClientConfig:
         prefs.client_uuid = stable_uuid()
     return ClientConfig(server_url=prefs.server_url, client_uuid=prefs.client_uuid, client_type="blender",
                         is_persistent=True, label=prefs.label or default_label(), group_id=prefs.group_id or None,
-                        capabilities=[c.strip() for c in prefs.capabilities.split(",") if c.strip()])
+                        capabilities=[c.strip() for c in prefs.capabilities.split(",") if c.strip()],
+                        versions=client_versions())
 
 
 def connect() -> str | None:

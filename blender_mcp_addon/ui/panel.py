@@ -42,6 +42,9 @@ class VIEW3D_PT_blender_mcp(bpy.types.Panel):
                 col.label(text=line)
         if keeper is not None and keeper.username:
             box.label(text=f"User: {keeper.username}", icon="USER")
+        if state and state.server.get("version") and status == "connected":
+            box.label(text=f"Server {state.server['version']}, bus protocol {state.server.get('protocol', '?')}",
+                      icon="INFO")
         row = box.row(align=True)
         if keeper is None:
             row.operator("blender_mcp.login", icon="KEYINGSET")
@@ -82,7 +85,9 @@ class VIEW3D_PT_blender_mcp(bpy.types.Panel):
             box.label(text="On the bus", icon="COMMUNITY")
             for c in state.clients[:8]:
                 icon = "LAYER_ACTIVE" if c.get("online") else "LAYER_USED"
-                box.label(text=f"{c.get('label') or c['uuid']} ({c.get('client_type')})", icon=icon)
+                blender = (c.get("versions") or {}).get("blender")
+                kind = f"Blender {blender}" if blender else c.get("client_type")
+                box.label(text=f"{c.get('label') or c['uuid']} ({kind})", icon=icon)
 
         running = [r for r in runtime.recent if r.status == "running" and r.progress is not None]
         for record in running[-2:]:

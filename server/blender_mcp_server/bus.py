@@ -32,7 +32,9 @@ from blender_mcp_addon.protocol import (
     parse_payload,
     parse_priority,
 )
+from blender_mcp_addon.protocol.versions import incompatibility, parse_client_versions, server_versions
 
+from . import __version__
 from .config import Settings
 from .forwarder import OutboxFull, session_level
 from .jobs import JobError, Jobs
@@ -159,22 +161,32 @@ class Bus:
 
     # -- clients --------------------------------------------------------------------------------------
     def register(self, caller: Caller, *, client_uuid: str, client_type: str, is_persistent: bool,
-                 capabilities: list[str] | None, group_id: str | None, label: str | None) -> dict[str, Any]:
+                 capabilities: list[str] | None, group_id: str | None, label: str | None,
+                 versions: Any = None) -> dict[str, Any]:
         for value, name, required in ((client_uuid, "client_uuid", True), (client_type, "client_type", True),
                                       (group_id, "group_id", False), (label, "label", False)):
             if bad := _bad_id(value, name, required):
                 return bad
+        server = server_versions(__version__)
+        try:
+            said = parse_client_versions(versions)
+        except ValueError as exc:
+            return error("invalid_arguments", str(exc), server=server)
+        if why := incompatibility(said.protocol, __version__):
+            return error("incompatible_version", why, server=server)
         if caller.session is None or not caller.session_id:
             return error("no_session", "registering needs a stateful MCP session (Streamable HTTP with a session id)")
         try:
             entry, took_over = self.registry.register(
                 caller.user_id, client_uuid=client_uuid, client_type=client_type, is_persistent=bool(is_persistent),
                 capabilities=[str(c) for c in capabilities or []], group_id=group_id, label=label,
-                session=caller.session, session_id=caller.session_id)
+                session=caller.session, session_id=caller.session_id,
+                versions=said.model_dump(exclude_none=True) or None)
         except RegistryError as exc:
             return error(exc.status, str(exc))
         result: dict[str, Any] = {"status": "registered", "client_uuid": client_uuid, "user": caller.username,
-                                  "online": entry.online, "took_over": took_over, "queued": len(entry.outbox)}
+                                  "online": entry.online, "took_over": took_over, "queued": len(entry.outbox),
+                                  "server": server}
         level = session_level(caller.session)
         if level < Priority.DEBUG:
             missed = ", ".join(p.level for p in Priority if p > level)

@@ -45,12 +45,13 @@ class ClientEntry:
     last_seen: float = field(default_factory=time.time)
     offline_since: float | None = None
     missed_pings: int = 0
+    versions: dict[str, Any] | None = None  # what the client said it runs (add-on, Blender, Python, protocol)
 
     def public(self) -> dict[str, Any]:
         return {"uuid": self.uuid, "client_type": self.client_type, "group_id": self.group_id,
                 "capabilities": list(self.capabilities), "label": self.label, "online": self.online,
                 "last_seen": self.last_seen, "is_persistent": self.is_persistent,
-                "queued": len(self.outbox)}
+                "queued": len(self.outbox), "versions": self.versions}
 
 
 class Registry:
@@ -96,7 +97,7 @@ class Registry:
     # -- clients --------------------------------------------------------------------------------------
     def register(self, user_id: str, *, client_uuid: str, client_type: str, is_persistent: bool,
                  capabilities: list[str], group_id: str | None, label: str | None,
-                 session: Any, session_id: str) -> tuple[ClientEntry, bool]:
+                 session: Any, session_id: str, versions: dict[str, Any] | None = None) -> tuple[ClientEntry, bool]:
         """Bind `client_uuid` to this session; returns the entry and whether it took over an older binding."""
         owner = self._owner.get(client_uuid)
         if owner is not None and owner != user_id:
@@ -118,6 +119,7 @@ class Registry:
             self._unbind(entry)
             entry.client_type, entry.is_persistent, entry.capabilities = client_type, is_persistent, capabilities
             entry.group_id, entry.label = group_id, label
+        entry.versions = versions
         entry.session, entry.session_id = session, session_id
         self._by_session.setdefault(session_id, set()).add(client_uuid)
         for priority, data in self._parked.pop((user_id, client_uuid), []):

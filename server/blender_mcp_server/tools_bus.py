@@ -43,15 +43,21 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
         capabilities: list[str] | None = None,
         group_id: str | None = None,
         label: str | None = None,
+        versions: Annotated[dict[str, Any] | None, Field(
+            description='what the client runs: {"addon": "0.1.0", "blender": "5.2.2", "python": "3.14.1", '
+                        '"protocol": 1}; a protocol the server cannot serve is refused as incompatible_version'
+        )] = None,
     ) -> dict[str, Any]:
         """Join your bus as `client_uuid`, bound to this MCP session.
 
         Call set_logging_level("debug") first, or records below "warning" (dispatches, job updates)
         will not reach you. Persistent clients stay listed (offline) when their session ends and
         receive what was queued for them when they register again; ephemeral ones disappear.
+        The answer's `server` says the server's version and the bus protocols it serves.
         """
         return bus.register(caller_of(ctx), client_uuid=client_uuid, client_type=client_type,
-                            is_persistent=is_persistent, capabilities=capabilities, group_id=group_id, label=label)
+                            is_persistent=is_persistent, capabilities=capabilities, group_id=group_id, label=label,
+                            versions=versions)
 
     @tool(name="blender_unregister_client")
     async def unregister_client(client_uuid: str, ctx: Context) -> dict[str, Any]:
@@ -61,7 +67,7 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
     @tool(name="blender_list_available_clients")
     async def list_available_clients(ctx: Context) -> dict[str, Any]:
         """The clients on your bus: {"persistent": [...], "ephemeral": [...]}, each with uuid, client_type,
-        group_id, capabilities, label, online and last_seen."""
+        group_id, capabilities, label, online, last_seen and versions (what it said it runs)."""
         return bus.list_clients(caller_of(ctx))
 
     @tool(name="blender_send_message")
