@@ -9,6 +9,8 @@ import uuid as uuid_mod
 
 import pytest
 
+from blender_mcp_addon.protocol.versions import PROTOCOL_VERSION, RELEASE
+from tests import blenders
 from tests.blender_worker import Worker
 from tests.helpers import bus_client, send, tool_json, wait_online
 
@@ -44,6 +46,10 @@ async def test_worker_registers_and_runs_a_script(server, worker):
         entry = await wait_online(llm, "blender-it-01", timeout=90)
         assert entry["client_type"] == "blender" and entry["is_persistent"] and entry["group_id"] == "farm"
         assert entry["capabilities"] == ["scene", "code", "rendering"]
+        versions = entry["versions"]  # what the worker told the server when it registered
+        assert versions["addon"] == RELEASE and versions["protocol"] == PROTOCOL_VERSION
+        assert versions["blender"].startswith(".".join(map(str, blenders.version())))
+        assert versions["python"].count(".") == 2
         update = await run_job(llm, "blender-it-01", "import bpy\nprint(len(bpy.data.objects))")
         assert update["status"] == "completed" and update["result"] == "3\n"  # the default scene: cube, light, camera
         assert update["from_uuid"] == "blender-it-01"
@@ -137,3 +143,17 @@ async def test_style_b_helper_shrinks_the_spec_example(server, worker):
         await bus.send({"hello": "me"}, target_uuid="llm-helper")
         record = await asyncio.wait_for(bus.records().__anext__(), 10)
         assert record["payload"] == {"hello": "me"}
+
+
+async def test_a_worker_refused_for_good_exits_with_the_reason(server, tmp_path):
+    """A refusal retrying cannot mend (here: the uuid belongs to another user's bus) ends the worker with
+    exit code 1 and the server's reason in its log, instead of a worker that sits there doing nothing."""
+    async with bus_client(server.url, username="alice", password="alice-pw", uuid="blender-owned-by-alice",
+                          persistent=True):
+        w = Worker(server.url, tmp_path / "user", "blender-owned-by-alice")
+        try:
+            code = await asyncio.to_thread(w.proc.wait, 120)
+        finally:
+            w.stop()
+    assert code == 1, w.log()[-3000:]
+    assert "belongs to another user's bus" in w.log()

@@ -24,6 +24,16 @@ def _set_engine(render: Any, engine: str) -> None:
     raise CommandError(f"render engine {engine!r} is not available in this Blender")
 
 
+def _cycles_can_denoise() -> bool:
+    """Distribution builds may lack OpenImageDenoise (Debian's 4.3), and Cycles then refuses to render a scene
+    with denoising on, which the default scene has."""
+    try:
+        import _cycles
+    except ImportError:
+        return True
+    return bool(getattr(_cycles, "with_openimagedenoise", True))
+
+
 def _png_reply(path: str, **meta: Any) -> dict[str, Any]:
     with open(path, "rb") as fh:
         data = fh.read()
@@ -45,6 +55,7 @@ def render_png(engine: str = "cycles", resolution_x: int = 512, resolution_y: in
     fd, path = tempfile.mkstemp(suffix=".png", prefix="blender_mcp_")
     os.close(fd)
     started = time.perf_counter()
+    restore_denoising = False
     try:
         _set_engine(render, engine)
         render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
@@ -53,6 +64,9 @@ def render_png(engine: str = "cycles", resolution_x: int = 512, resolution_y: in
         if render.engine == "CYCLES":
             scene.cycles.samples = samples
             scene.cycles.device = "CPU"
+            if scene.cycles.use_denoising and not _cycles_can_denoise():
+                scene.cycles.use_denoising = False
+                restore_denoising = True
         elif hasattr(scene, "eevee") and hasattr(scene.eevee, "taa_render_samples"):
             scene.eevee.taa_render_samples = samples
         bpy.ops.render.render(write_still=True)
@@ -61,6 +75,8 @@ def render_png(engine: str = "cycles", resolution_x: int = 512, resolution_y: in
     finally:
         (render.engine, render.resolution_x, render.resolution_y, render.resolution_percentage, render.filepath,
          render.image_settings.file_format) = saved
+        if restore_denoising:
+            scene.cycles.use_denoising = True
         os.unlink(path)
 
 

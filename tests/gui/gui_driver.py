@@ -19,6 +19,9 @@ from pathlib import Path
 import addon_utils
 import bpy
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import x_screenshot  # noqa: E402
+
 ZIP, SERVER, OUT = sys.argv[-3], sys.argv[-2], Path(sys.argv[-1])
 PKG = "blender_mcp"
 results = {"states": [], "screenshots": [], "errors": [], "blender": bpy.app.version_string, "gc_ms": []}
@@ -101,10 +104,10 @@ def tab_clicks():
 
 
 def screenshot(name):
-    window, area = view3d()
+    """The whole window as the X server shows it (x_screenshot.py says why not Blender's own operator)."""
+    window, _area = view3d()
     path = OUT / f"panel-{name}.png"
-    with bpy.context.temp_override(window=window, area=area):
-        bpy.ops.screen.screenshot(filepath=str(path))
+    x_screenshot.grab(str(path), window.x, 0, window.width, window.height)
     results["screenshots"].append(path.name)
 
 
@@ -140,9 +143,19 @@ def s_install():
 _clicks = []
 
 
+def mcp_tab_active():
+    """Whether the sidebar shows the MCP tab: Blender 4.x+ says so (read-only), 3.4 only by drawing it."""
+    _window, area = view3d()
+    region = next(r for r in area.regions if r.type == "UI")
+    category = getattr(region, "active_panel_category", None)
+    if category is None or category == "UNSUPPORTED":
+        return DRAWN[0] > 0
+    return category == "MCP"
+
+
 @step
 def s_click_mcp_tab():
-    if DRAWN[0]:
+    if mcp_tab_active():
         results["tab_clicks"] = len(results.get("tried", []))
         return True
     if not shutil.which("xdotool"):
@@ -157,6 +170,7 @@ def s_click_mcp_tab():
     x, y = _clicks[len(results["tried"])]
     results["tried"].append([x, y])
     subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "1"], env=os.environ, check=False)
+    _settle[0] = time.time() + 0.4  # one click at a time: two quick ones on a tab are a double-click
     return False
 
 
