@@ -59,7 +59,7 @@ REQUESTS = ["requests>=2.31", "urllib3", "certifi", "idna", "charset-normalizer"
 # The Pythons of Blenders with the extension system: 4.2 LTS - 5.0 (3.11), 5.1+ and Debian 13's 4.3
 # (3.13), Debian sid's and Arch's 5.2 (3.14).
 EXTENSION_PYTHONS = ("3.11", "3.13", "3.14")
-# Blender 3.4-4.1 from blender.org run 3.10 (Debian 12's 3.4 runs 3.11, covered above).
+# Blender 3.4-4.0 from blender.org run 3.10 (4.1 and Debian 12's 3.4 run 3.11, covered above).
 LEGACY_PYTHONS = ("3.10",)
 ALL_PYTHONS = EXTENSION_PYTHONS + LEGACY_PYTHONS
 # Blender 4.2.0-4.2.3 install every wheel of the platform whatever its Python tag (4.2.4 began to filter),

@@ -106,3 +106,12 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
 def cli_command(argv: list[str]) -> int:
     """The `-c mcp_worker` command Blender 4.2+ lets an extension register."""
     return run(argv)
+
+
+def main() -> None:
+    """Blender 3.4-4.1, which have no `-c`: the worker's arguments follow `--`.
+
+        blender -b --addons blender_mcp --python-expr "import blender_mcp.worker as w; w.main()" -- --username U
+    """
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    sys.exit(run(argv, prog="blender -b --addons blender_mcp --python-expr ... --"))

@@ -14,7 +14,7 @@ from tests.blenders import BLENDER, BPY_PYTHON
 from tests.helpers import ROOT
 
 # Blender 3.4-4.1 have no `-c`: the legacy add-on's worker runs from a one-line script.
-LEGACY_WORKER = "import sys, blender_mcp.worker as w; sys.exit(w.run(sys.argv[sys.argv.index('--') + 1:]))"
+LEGACY_WORKER = "import blender_mcp.worker as w; w.main()"
 LEGACY_INSTALL = """
 import bpy, sys
 bpy.ops.preferences.addon_install(filepath=sys.argv[-1], overwrite=True)
@@ -46,7 +46,8 @@ def install_into_binary(env: dict[str, str]) -> None:
 
 class Worker:
     def __init__(self, server_url: str, user_dir: Path, uuid: str, *args: str, password: str = "demo",
-                 username: str = "demo"):
+                 username: str = "demo", blend: Path | None = None):
+        """`blend`: a .blend file Blender opens first (`blender -b FILE -c mcp_worker`; `--blend` on bpy)."""
         self.user_dir = user_dir
         self.uuid = uuid
         self.log_path = user_dir / f"worker-{uuid}.log"
@@ -55,13 +56,15 @@ class Worker:
         common = ["--server", server_url, "--username", username, "--uuid", uuid, *args]
         if BLENDER:
             install_into_binary(env)
+            opened = [str(blend)] if blend else []
             if blenders.has_extensions():
-                cmd = [*BLENDER, "-b", "-c", "mcp_worker", *common]
+                cmd = [*BLENDER, "-b", *opened, "-c", "mcp_worker", *common]
             else:
-                cmd = [*BLENDER, "-b", "--addons", "blender_mcp", "--python-expr", LEGACY_WORKER, "--", *common]
+                cmd = [*BLENDER, "-b", *opened, "--addons", "blender_mcp", "--python-expr", LEGACY_WORKER, "--",
+                       *common]
         else:
             cmd = [BPY_PYTHON, "-m", "blender_mcp_addon.worker_cli", "--zip", extension_zip(),
-                   "--user-dir", str(user_dir), *common]
+                   "--user-dir", str(user_dir), *common, *(["--blend", str(blend)] if blend else [])]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept for the process's life
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 

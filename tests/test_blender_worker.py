@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid as uuid_mod
 
@@ -12,7 +16,7 @@ import pytest
 from blender_mcp_addon.protocol.versions import PROTOCOL_VERSION, RELEASE
 from tests import blenders
 from tests.blender_worker import Worker
-from tests.helpers import bus_client, send, tool_json, wait_online
+from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 
@@ -143,6 +147,36 @@ async def test_style_b_helper_shrinks_the_spec_example(server, worker):
         await bus.send({"hello": "me"}, target_uuid="llm-helper")
         record = await asyncio.wait_for(bus.records().__anext__(), 10)
         assert record["payload"] == {"hello": "me"}
+
+
+async def test_the_spec_style_b_client_runs_unchanged_against_this_blender(server, worker):
+    async with bus_client(server.url, uuid="it-llm-6") as watch:
+        await wait_online(watch, "blender-it-01", timeout=90)
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "tests/spec_clients/style_b.py"),
+                                                server.url, "blender-it-01", stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["kind"] == "job_update" and result["status"] == "completed" and result["result"] == "3\n"
+
+
+async def test_the_worker_serves_the_blend_file_it_was_started_with(server, tmp_path):
+    """`blender -b scene.blend -c mcp_worker ...`: the jobs see that file's scene, not the default one."""
+    scene = tmp_path / "scene.blend"
+    make = ("import bpy, sys\nbpy.ops.mesh.primitive_uv_sphere_add()\nbpy.context.object.name = 'Marker'\n"
+            "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])\nimport os\nos._exit(0)\n")
+    subprocess.run(blenders.script_command(make, str(scene)), check=True, capture_output=True, timeout=120,
+                   env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "maker")})
+    w = Worker(server.url, tmp_path / "user", "blender-blend-01", blend=scene)
+    try:
+        async with bus_client(server.url, uuid="blend-llm") as llm:
+            await wait_online(llm, "blender-blend-01", timeout=90)
+            update = await run_job(llm, "blender-blend-01", "import bpy\nprint(bpy.data.filepath)\n"
+                                                            "print(sorted(o.name for o in bpy.data.objects))")
+    finally:
+        w.stop()
+    assert update["result"] == f"{scene}\n['Camera', 'Cube', 'Light', 'Marker']\n", update
 
 
 async def test_a_worker_refused_for_good_exits_with_the_reason(server, tmp_path):

@@ -6,10 +6,10 @@ import asyncio
 import time
 import tomllib
 
+import blender_mcp_server
 import pytest
 
 import blender_mcp_addon
-import blender_mcp_server
 from blender_mcp_addon.client.auth import TokenKeeper
 from blender_mcp_addon.client.bus_client import BusClient, ClientConfig
 from blender_mcp_addon.protocol.versions import PROTOCOL_VERSION, RELEASE, server_incompatibility

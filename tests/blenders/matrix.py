@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tests.blenders import ROOT, chroot
 
@@ -65,16 +64,16 @@ CI_GUI = {"debian-12"}
 
 
 def python_for(version: str) -> str:
-    """An interpreter of Python `version` on this machine (pyenv's, where the system lacks it)."""
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() if shutil.which(
-        "pyenv") else os.path.expanduser("~/.pyenv")
+    """An interpreter of Python `version` on this machine: pyenv's build, else one on PATH (not a pyenv shim,
+    which fails for a version that is not pyenv's global one)."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     hits = sorted(glob.glob(f"{root}/versions/{version}*/bin/python{version}"))
-    if not hits:
-        raise RuntimeError(f"no Python {version} on this machine for bpy (pyenv install {version})")
-    return hits[-1]
+    if hits:
+        return hits[-1]
+    found = shutil.which(f"python{version}")
+    if found and "/shims/" not in found:
+        return found
+    raise RuntimeError(f"no Python {version} on this machine for bpy (pyenv install {version})")
 
 
 def bpy_python(row: Row) -> str:
@@ -153,18 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in ROWS if (args.all or args.only or r.ci or r.name in CI_GUI)
             and (not args.only or any(word in r.name for word in args.only))]
     totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
-    table: list[tuple[Row, dict | None, dict | None]] = []
+    # Every row's Blender is set up before any test runs: the first row's tests use the chroots too
+    # (tests/test_wheel_sets.py runs sid's Python 3.14).
+    envs: dict[str, dict[str, str] | None] = {}
     for row in rows:
-        want_headless = row.headless and (args.all or args.only or row.ci)
-        want_gui = row.gui and (args.all or args.only or row.name in CI_GUI)
-        outcome: dict[str, dict | None] = {"headless": None, "gui": None}
         try:
-            env = environment(row)
+            envs[row.name] = environment(row)
         except (RuntimeError, chroot.Unavailable, subprocess.CalledProcessError) as exc:
             print(f"matrix: {row.name}: cannot set up: {exc}", file=sys.stderr, flush=True)
+            envs[row.name] = None
+    table: list[tuple[Row, dict | None, dict | None]] = []
+    for row in rows:
+        want_headless = row.headless and bool(args.all or args.only or row.ci)
+        want_gui = row.gui and bool(args.all or args.only or row.name in CI_GUI)
+        env = envs[row.name]
+        if env is None:
             totals["errors"] += 1
             table.append((row, {"setup": 1} if want_headless else None, {"setup": 1} if want_gui else None))
             continue
+        outcome: dict[str, dict | None] = {"headless": None, "gui": None}
         if want_headless:
             marker = "not gui" if row.everything else "blender and not gui"
             outcome["headless"] = run_pytest(row, "headless", marker, env, extra)
