@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import struct
 from pathlib import Path
@@ -14,7 +13,7 @@ from tests.blender_worker import Worker
 from tests.fakes.files import png
 from tests.fakes.services import API_KEY, EVIL_UID, MODEL_UID, FakeServices
 from tests.helpers import bus_client, wait_online
-from tests.test_dispatch import call, style_a
+from tests.test_dispatch import call, completed, style_a
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 TARGET = "blender-services-01"
@@ -50,21 +49,21 @@ async def ready(server):
 async def test_rodin_text_and_image_generation_then_import(server, worker, tmp_path):
     await ready(server)
     async with await style_a(server.url) as client:
-        status = json.loads((await call(client, "blender_get_hyper3d_status"))["result"])
+        status = await completed(client, "blender_get_hyper3d_status")
         assert status["enabled"] and status["has_api_key"]
-        task = json.loads((await call(client, "blender_generate_hyper3d_model_via_text",
-                                      {"text_prompt": "a wooden chair", "bbox_condition": [1, 1, 2]}))["result"])
+        task = await completed(client, "blender_generate_hyper3d_model_via_text",
+                                      {"text_prompt": "a wooden chair", "bbox_condition": [1, 1, 2]})
         assert task["task_uuid"] == "task-0001" and task["subscription_key"] == "sub-0001"
         image = tmp_path / "ref.png"
         image.write_bytes(png())
-        task2 = json.loads((await call(client, "blender_generate_hyper3d_model_via_images",
-                                       {"input_image_paths": [str(image)]}))["result"])
+        task2 = await completed(client, "blender_generate_hyper3d_model_via_images",
+                                       {"input_image_paths": [str(image)]})
         assert task2["task_uuid"] == "task-0001"
-        first = json.loads((await call(client, "blender_poll_rodin_job_status", {"subscription_key": "sub-0001"}))["result"])
-        second = json.loads((await call(client, "blender_poll_rodin_job_status", {"subscription_key": "sub-0001"}))["result"])
+        first = await completed(client, "blender_poll_rodin_job_status", {"subscription_key": "sub-0001"})
+        second = await completed(client, "blender_poll_rodin_job_status", {"subscription_key": "sub-0001"})
         assert first["done"] is False and second["done"] is True
-        imported = json.loads((await call(client, "blender_import_generated_asset",
-                                          {"task_uuid": "task-0001", "name": "Chair"}))["result"])
+        imported = await completed(client, "blender_import_generated_asset",
+                                          {"task_uuid": "task-0001", "name": "Chair"})
         assert "Chair" in imported["imported_objects"]
         missing = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": ["/nope.png"]})
         assert missing["status"] == "error" and "no image file" in missing["error"]
@@ -73,16 +72,16 @@ async def test_rodin_text_and_image_generation_then_import(server, worker, tmp_p
 async def test_sketchfab_search_preview_and_download(server, worker):
     await ready(server)
     async with await style_a(server.url) as client:
-        status = json.loads((await call(client, "blender_get_sketchfab_status"))["result"])
+        status = await completed(client, "blender_get_sketchfab_status")
         assert status == {"enabled": True, "username": "test-artist", "message": "logged in as test-artist"}
-        found = json.loads((await call(client, "blender_search_sketchfab_models", {"query": "table"}))["result"])
+        found = await completed(client, "blender_search_sketchfab_models", {"query": "table"})
         assert found["models"][0]["uid"] == MODEL_UID and found["models"][0]["license"] == "CC Attribution"
         raw = await client.call_tool("blender_get_sketchfab_model_preview", {"uid": MODEL_UID})
         assert raw.content[1].type == "image"
         data = base64.b64decode(raw.content[1].data)
         assert struct.unpack(">II", data[16:24]) == (32, 24)
-        model = json.loads((await call(client, "blender_download_sketchfab_model",
-                                       {"uid": MODEL_UID, "target_size": 2.0}))["result"])
+        model = await completed(client, "blender_download_sketchfab_model",
+                                       {"uid": MODEL_UID, "target_size": 2.0})
         assert model["imported_objects"] == ["FakeRock"] and abs(model["scale_factor"] - 2.0) < 1e-6
         evil = await call(client, "blender_download_sketchfab_model", {"uid": EVIL_UID})
         assert evil["status"] == "error" and "unsafe file name" in evil["error"]

@@ -7,12 +7,26 @@ from pathlib import Path
 from . import CommandError
 
 
+def _restore_numpy_bool() -> None:
+    """Blender 3.4's glTF importer uses `numpy.bool`, which numpy 1.24 removed, and Debian 12 ships the two
+    together: its glTF import fails for everyone ("module 'numpy' has no attribute 'bool'"). The alias was
+    the builtin `bool`, so putting it back changes nothing else; numpy 2 has the name again."""
+    try:
+        import numpy
+    except ImportError:
+        return
+    if not hasattr(numpy, "bool"):
+        numpy.bool = bool  # type: ignore[attr-defined]
+
+
 def import_model_file(path: Path, fmt: str) -> list[str]:
     """Import a glTF/GLB, FBX, OBJ or .blend file; returns the names of the new objects."""
     import bpy
 
     before = set(bpy.data.objects)
     if fmt in ("gltf", "glb"):
+        if bpy.app.version < (3, 6, 0):
+            _restore_numpy_bool()
         bpy.ops.import_scene.gltf(filepath=str(path))
     elif fmt == "fbx":
         bpy.ops.import_scene.fbx(filepath=str(path))

@@ -1,0 +1,132 @@
+"""Style A into an open Blender window beside the same calls into a headless worker, in one run.
+
+    .venv/bin/python bench/bench_gui.py [--quick] [--blender "CMD"] [--idle-seconds 30]
+
+Starts the server, a real Blender window under Xvfb with the built zip (logged in and connected through
+the add-on's operators: bench/gui_window.py), and a headless worker on the bpy module; then a plain
+fastmcp client calls `blender_execute_code {"code": "x = 1"}` and `blender_get_scene_info` back to
+back into each, prints p50/p90/p99, the headless worker's jobs/s with 16 calls in flight, and the idle
+window Blender's CPU use (and the server's) over --idle-seconds. `--blender` is the window's Blender
+as shell words (default: `blender` on PATH, Debian's 3.4 here; e.g. a chroot launcher for 5.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, pct, run_bench, start_server
+
+from tests.blender_worker import Worker, extension_zip
+from tests.helpers import bus_client, login, wait_online
+
+WINDOW_UUID = "blender-gui-bench"
+HEADLESS_UUID = "blender-headless-bench"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def line(name: str, lat: list[float]) -> None:
+    ms = [v * 1000 for v in lat]
+    print(f"{name:<52} p50 {statistics.median(ms):7.2f} ms   p90 {pct(ms, 90):7.2f} ms   p99 {pct(ms, 99):7.2f} ms"
+          f"   min {min(ms):6.2f} ms", flush=True)
+
+
+async def round_trips(client, tool: str, args: dict, n: int) -> list[float]:
+    for _ in range(5):  # warm-up
+        await client.call_tool(tool, args)
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        raw = await client.call_tool(tool, args)
+        lat.append(time.perf_counter() - t0)
+        answer = json.loads(raw.content[0].text)
+        assert answer["status"] == "completed", answer
+    return lat
+
+
+async def main(quick: bool, blender: list[str], idle_seconds: float) -> None:
+    from fastmcp import Client
+    from fastmcp.client.transports import StreamableHttpTransport
+
+    server = start_server(BLENDER_MCP_MESSAGES_PER_MINUTE="10000000")
+    out = Path(tempfile.mkdtemp(prefix="bmcp-bench-gui-"))
+    env = {**os.environ, "BLENDER_USER_SCRIPTS": str(out / "scripts"), "BLENDER_USER_CONFIG": str(out / "config"),
+           "BLENDER_USER_RESOURCES": str(out / "resources"), "BMCP_CHROOT_BINDS": str(ROOT)}
+    subprocess.run([*blender, "-b", "--factory-startup", "--python-expr",
+                    "import bpy; bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    window = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", *blender, "--python",
+                               str(ROOT / "bench/gui_window.py"), "--", extension_zip(), server.url, WINDOW_UUID,
+                               str(out)], stdout=open(out / "blender.log", "wb"), stderr=subprocess.STDOUT, env=env,
+                              start_new_session=True)
+    worker = Worker(server.url, out / "headless", HEADLESS_UUID)
+    try:
+        deadline = time.monotonic() + 180
+        while not (out / "ready").exists():
+            if (out / "failed").exists() or window.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the window did not connect: {(out / 'blender.log').read_text()[-2000:]}")
+            await asyncio.sleep(0.2)
+        ready = json.loads((out / "ready").read_text())
+        async with bus_client(server.url, uuid="bench-gui-watch") as watch:
+            await wait_online(watch, WINDOW_UUID, timeout=60)
+            await wait_online(watch, HEADLESS_UUID, timeout=120)
+        print(f"window: Blender {ready['blender']} under Xvfb; headless: bpy module worker", flush=True)
+        token = login(server.url)["access_token"]
+        transport = StreamableHttpTransport(url=f"{server.url}/mcp", headers={"Authorization": f"Bearer {token}"})
+        n = 60 if quick else 300
+        async with Client(transport) as client:
+            for uuid, where in ((WINDOW_UUID, "window"), (HEADLESS_UUID, "headless")):
+                code = await round_trips(client, "blender_execute_code", {"code": "x = 1", "target_uuid": uuid}, n)
+                line(f"execute_code 'x = 1', {where}, sequential", code)
+                scene = await round_trips(client, "blender_get_scene_info", {"limit": 10, "target_uuid": uuid}, n)
+                line(f"get_scene_info, {where}, sequential", scene)
+            sem = asyncio.Semaphore(16)
+
+            async def one() -> None:
+                async with sem:
+                    await client.call_tool("blender_execute_code", {"code": "x = 1", "target_uuid": HEADLESS_UUID})
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(n * 3)))
+            print(f"{'execute_code, headless, 16 in flight':<52} {n * 3 / (time.perf_counter() - t0):7.0f} jobs/s",
+                  flush=True)
+        await asyncio.sleep(2)  # let the last replies and redraws settle
+        blender_pid, server_pid = ready["pid"], server.proc.pid
+        before = cpu_seconds(blender_pid), cpu_seconds(server_pid), time.monotonic()
+        await asyncio.sleep(idle_seconds)
+        after = cpu_seconds(blender_pid), cpu_seconds(server_pid), time.monotonic()
+        wall = after[2] - before[2]
+        print(f"{'idle, connected window Blender: CPU':<52} {100 * (after[0] - before[0]) / wall:7.2f} % of a core "
+              f"over {wall:.0f} s", flush=True)
+        print(f"{'idle, server beside it: CPU':<52} {100 * (after[1] - before[1]) / wall:7.2f} % of a core", flush=True)
+    finally:
+        worker.stop()
+        if window.poll() is None:
+            os.killpg(window.pid, signal.SIGKILL)
+        server.stop()
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--blender", default=os.environ.get("BLENDER_GUI") or "blender",
+                        help="the window's Blender, as shell words")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    run_bench(main, args.quick, shlex.split(args.blender), args.idle_seconds)
