@@ -1,6 +1,6 @@
 """Style A into an open Blender window beside the same calls into a headless worker, in one run.
 
-    .venv/bin/python bench/bench_gui.py [--quick] [--blender "CMD"] [--idle-seconds 30]
+    .venv/bin/python bench/bench_gui.py [--quick] [--blender "CMD"] [--idle-seconds 30] [--zip ZIP]
 
 Starts the server, a real Blender window under Xvfb with the built zip (logged in and connected through
 the add-on's operators: bench/gui_window.py), and a headless worker on the bpy module; then a plain
@@ -8,6 +8,7 @@ fastmcp client calls `blender_execute_code {"code": "x = 1"}` and `blender_get_s
 back into each, prints p50/p90/p99, the headless worker's jobs/s with 16 calls in flight, and the idle
 window Blender's CPU use (and the server's) over --idle-seconds. `--blender` is the window's Blender
 as shell words (default: `blender` on PATH, Debian's 3.4 here; e.g. a chroot launcher for 5.2).
+`--zip` installs another build of the extension in both (default: the one in dist/), for A/B runs.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def round_trips(client, tool: str, args: dict, n: int) -> list[float]:
     return lat
 
 
-async def main(quick: bool, blender: list[str], idle_seconds: float) -> None:
+async def main(quick: bool, blender: list[str], idle_seconds: float, zip_path: str) -> None:
     from fastmcp import Client
     from fastmcp.client.transports import StreamableHttpTransport
 
@@ -71,10 +72,10 @@ async def main(quick: bool, blender: list[str], idle_seconds: float) -> None:
                     "import bpy; bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()"],
                    env=env, check=True, capture_output=True, timeout=120)
     window = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", *blender, "--python",
-                               str(ROOT / "bench/gui_window.py"), "--", extension_zip(), server.url, WINDOW_UUID,
+                               str(ROOT / "bench/gui_window.py"), "--", zip_path, server.url, WINDOW_UUID,
                                str(out)], stdout=open(out / "blender.log", "wb"), stderr=subprocess.STDOUT, env=env,
                               start_new_session=True)
-    worker = Worker(server.url, out / "headless", HEADLESS_UUID)
+    worker = Worker(server.url, out / "headless", HEADLESS_UUID, zip_path=zip_path)
     try:
         deadline = time.monotonic() + 180
         while not (out / "ready").exists():
@@ -128,5 +129,6 @@ if __name__ == "__main__":
     parser.add_argument("--blender", default=os.environ.get("BLENDER_GUI") or "blender",
                         help="the window's Blender, as shell words")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--zip", default=None, help="the extension zip to install (default: dist/'s)")
     args = parser.parse_args()
-    run_bench(main, args.quick, shlex.split(args.blender), args.idle_seconds)
+    run_bench(main, args.quick, shlex.split(args.blender), args.idle_seconds, args.zip or extension_zip())

@@ -68,7 +68,7 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     config = ClientConfig(server_url=args.server, client_uuid=args.uuid or stable_uuid(), client_type="blender",
                           is_persistent=True, label=args.label or default_label(), group_id=args.group,
                           capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()],
-                          versions=client_versions())
+                          versions=client_versions(), list_clients=False)
     enabled = {name.strip() for name in args.integrations.split(",") if name.strip()}
     runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__)
     set_runtime(runtime)

@@ -31,14 +31,13 @@ def extension_zip() -> str:
     return hits[-1]
 
 
-def install_into_binary(env: dict[str, str]) -> None:
+def install_into_binary(env: dict[str, str], zip_path: str) -> None:
     """Install and enable the zip in the real binary's user folder, as an artist or a farm script would."""
     assert BLENDER
     if blenders.has_extensions():
-        cmd = [*BLENDER, "--command", "extension", "install-file", "--repo", "user_default", "--enable",
-               extension_zip()]
+        cmd = [*BLENDER, "--command", "extension", "install-file", "--repo", "user_default", "--enable", zip_path]
     else:
-        cmd = [*BLENDER, "-b", "--factory-startup", "--python-expr", LEGACY_INSTALL, "--", extension_zip()]
+        cmd = [*BLENDER, "-b", "--factory-startup", "--python-expr", LEGACY_INSTALL, "--", zip_path]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     if proc.returncode != 0 or "Traceback" in proc.stdout + proc.stderr:
         raise RuntimeError(f"installing the zip failed: {(proc.stdout + proc.stderr)[-3000:]}")
@@ -46,8 +45,10 @@ def install_into_binary(env: dict[str, str]) -> None:
 
 class Worker:
     def __init__(self, server_url: str, user_dir: Path, uuid: str, *args: str, password: str = "demo",
-                 username: str = "demo", blend: Path | None = None):
-        """`blend`: a .blend file Blender opens first (`blender -b FILE -c mcp_worker`; `--blend` on bpy)."""
+                 username: str = "demo", blend: Path | None = None, zip_path: str | None = None):
+        """`blend`: a .blend file Blender opens first (`blender -b FILE -c mcp_worker`; `--blend` on bpy).
+        `zip_path`: the extension to install (default: the newest built one)."""
+        zip_path = zip_path or extension_zip()
         self.user_dir = user_dir
         self.uuid = uuid
         self.log_path = user_dir / f"worker-{uuid}.log"
@@ -55,7 +56,7 @@ class Worker:
         env = {**os.environ, "BLENDER_MCP_PASSWORD": password, "BLENDER_USER_RESOURCES": str(user_dir)}
         common = ["--server", server_url, "--username", username, "--uuid", uuid, *args]
         if BLENDER:
-            install_into_binary(env)
+            install_into_binary(env, zip_path)
             opened = [str(blend)] if blend else []
             if blenders.has_extensions():
                 cmd = [*BLENDER, "-b", *opened, "-c", "mcp_worker", *common]
@@ -63,7 +64,7 @@ class Worker:
                 cmd = [*BLENDER, "-b", *opened, "--addons", "blender_mcp", "--python-expr", LEGACY_WORKER, "--",
                        *common]
         else:
-            cmd = [BPY_PYTHON, "-m", "blender_mcp_addon.worker_cli", "--zip", extension_zip(),
+            cmd = [BPY_PYTHON, "-m", "blender_mcp_addon.worker_cli", "--zip", zip_path,
                    "--user-dir", str(user_dir), *common, *(["--blend", str(blend)] if blend else [])]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept for the process's life
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)

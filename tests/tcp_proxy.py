@@ -13,6 +13,7 @@ class CuttableProxy:
         self.writers: set[asyncio.StreamWriter] = set()
         self.cuts = 0
         self.downstream = bytearray()  # everything the server sent, for tests that look at the wire
+        self.upstream = bytearray()  # everything the clients sent
 
     @property
     def url(self) -> str:
@@ -37,7 +38,7 @@ class CuttableProxy:
             with contextlib.suppress(Exception):
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, self.downstream))
+        await asyncio.gather(pipe(reader, up_writer, self.upstream), pipe(up_reader, writer, self.downstream))
         self.writers -= {writer, up_writer}
 
     def cut(self) -> None:

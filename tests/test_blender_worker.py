@@ -179,6 +179,28 @@ async def test_the_worker_serves_the_blend_file_it_was_started_with(server, tmp_
     assert update["result"] == f"{scene}\n['Camera', 'Cube', 'Light', 'Marker']\n", update
 
 
+async def test_an_idle_worker_sends_only_its_heartbeat(server, tmp_path):
+    """A headless worker has no panel: while idle it calls blender_heartbeat every 3 s and nothing else
+    (it used to list the bus's clients with every beat, for a panel it does not have)."""
+    from tests.tcp_proxy import CuttableProxy
+
+    proxy = await CuttableProxy(server.port).start()
+    w = Worker(proxy.url, tmp_path / "user", "blender-idle-01")
+    try:
+        async with bus_client(server.url, uuid="idle-llm") as llm:
+            await wait_online(llm, "blender-idle-01", timeout=90)
+        await asyncio.sleep(1.0)
+        proxy.upstream.clear()
+        await asyncio.sleep(10.0)
+        sent = bytes(proxy.upstream)
+    finally:
+        w.stop()
+        await proxy.stop()
+    beats = sent.count(b'"blender_heartbeat"')
+    assert 2 <= beats <= 5, beats
+    assert sent.count(b'"tools/call"') == beats, sent.decode(errors="replace")[-2000:]
+
+
 async def test_a_worker_refused_for_good_exits_with_the_reason(server, tmp_path):
     """A refusal retrying cannot mend (here: the uuid belongs to another user's bus) ends the worker with
     exit code 1 and the server's reason in its log, instead of a worker that sits there doing nothing."""

@@ -48,6 +48,9 @@ class ClientConfig:
     capabilities: list[str] = field(default_factory=list)
     # Told to the server at registration (protocol/versions.py); the runtime adds Blender's and Python's.
     versions: dict[str, Any] = field(default_factory=lambda: {"addon": RELEASE, "protocol": PROTOCOL_VERSION})
+    # The panel's "On the bus" list, refreshed with each heartbeat; a headless worker has no panel and
+    # must cost the server nothing while idle beyond its heartbeat.
+    list_clients: bool = True
 
 
 @dataclass
@@ -369,6 +372,8 @@ class BusClient:
             closed_streak = 0 if beat.get("stream_open") else closed_streak + 1
             if closed_streak >= 2:
                 raise _Reconnect("the server no longer sees this client's event stream")
+            if not self.config.list_clients:
+                continue
             try:
                 listing = json.loads((await client.call_tool("blender_list_available_clients", {})).content[0].text)
                 self.state.clients = listing.get("persistent", []) + listing.get("ephemeral", [])

@@ -9,8 +9,14 @@ from collections.abc import Callable
 
 from . import Runtime
 
-TIMER_IDLE_INTERVAL = 0.05  # seconds between ticks when nothing is queued (20 Hz: cheap, and jobs start promptly)
 TIMER_BUDGET = 0.008  # seconds of work per tick: half a 60 fps frame, so the UI stays responsive
+# Nothing on the client thread may wake Blender's main thread (`bpy.app.timers.register` is not safe there),
+# so the timer polls. While the bus is in use it ticks at about the pace of Blender's own event loop
+# (which sleeps ~5 ms between looks at its queue when idle): a record waits a few ms for the main thread,
+# not a whole idle interval. After ACTIVE_SECONDS with no record it backs off.
+TIMER_ACTIVE_INTERVAL = 0.004
+TIMER_IDLE_INTERVAL = 0.05
+ACTIVE_SECONDS = 60.0
 
 
 class TickStats:
@@ -48,7 +54,10 @@ def make_timer(get_runtime: Callable[[], Runtime | None],
     """A `bpy.app.timers` function; returns None (unregister) once there is no runtime.
 
     `after` runs on the main thread after each tick (the panel uses it to redraw when something changed).
+    The next tick comes at once while records wait, soon while the bus was used in the last
+    ACTIVE_SECONDS, and at the idle pace otherwise.
     """
+    last_active = [0.0]
 
     def tick() -> float | None:
         runtime = get_runtime()
@@ -60,7 +69,12 @@ def make_timer(get_runtime: Callable[[], Runtime | None],
             after(runtime)
         if steps:  # idle ticks say nothing about responsiveness under load
             TICKS.add(time.perf_counter() - started, time.thread_time() - started_cpu)
-        return 0.0 if len(runtime.pump) else TIMER_IDLE_INTERVAL
+            last_active[0] = started
+        if len(runtime.pump):
+            return 0.0
+        if runtime.busy or started - last_active[0] < ACTIVE_SECONDS:
+            return TIMER_ACTIVE_INTERVAL
+        return TIMER_IDLE_INTERVAL
 
     return tick
 

@@ -27,10 +27,13 @@ def _redraw_when_changed(runtime: Runtime) -> None:
         return
     runtime.dirty = False
     runtime._drawn_key = key  # type: ignore[attr-defined]
+    # Only the sidebar (the panel's region), not the whole area with its 3D viewport.
     for window in getattr(bpy.context.window_manager, "windows", []):
         for area in window.screen.areas:
             if area.type == "VIEW_3D":
-                area.tag_redraw()
+                for region in area.regions:
+                    if region.type == "UI":
+                        region.tag_redraw()
 
 
 _timer = make_timer(get_runtime, after=_redraw_when_changed)
