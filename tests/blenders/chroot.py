@@ -127,7 +127,14 @@ def _build(dist: Distribution, log) -> None:
     partial = root.with_name(f"{dist.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     if not root.exists():
-        _run(["debootstrap", "--variant=minbase", dist.suite, str(partial), MIRROR], log, timeout=900)
+        for attempt in (1, 2):  # a dropped download midway is worth one more try from scratch
+            try:
+                _run(["debootstrap", "--variant=minbase", dist.suite, str(partial), MIRROR], log, timeout=900)
+                break
+            except Unavailable:
+                shutil.rmtree(partial, ignore_errors=True)
+                if attempt == 2:
+                    raise
         partial.rename(root)
     launcher = launcher_of(dist.name)
     launcher.write_text(LAUNCHER.format(name=dist.name, root=root))
