@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 
 import httpx
@@ -131,14 +132,115 @@ def test_user_add_prompts_for_a_password(server):
     assert dup.returncode == 1 and "exists" in dup.stderr
 
 
-def test_login_throttling(tmp_path):
-    srv = ServerProcess(tmp_path, free_port(), env={"BLENDER_MCP_LOGIN_FAILURES_PER_USER": "3"}).start()
+def from_address(address: str) -> httpx.Client:
+    """An HTTP client whose connections come from `address` (any of 127.0.0.0/8 is this machine)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+
+def test_a_guesser_is_throttled_and_the_owner_still_gets_in(tmp_path):
+    srv = ServerProcess(tmp_path, free_port(), env={"BLENDER_MCP_LOGIN_FAILURES_PER_ADDRESS_AND_USER": "3",
+                                                    "BLENDER_MCP_LOGIN_FAILURES_PER_USER": "3",
+                                                    "BLENDER_MCP_LOGIN_FAILURES_PER_ADDRESS": "6",
+                                                    "BLENDER_MCP_LOGIN_DELAY_MAX": "0.5"}).start()
     try:
-        codes = [httpx.post(f"{srv.url}/auth/login", json={"username": "demo", "password": "x"}).status_code
-                 for _ in range(4)]
-        assert codes == [401, 401, 401, 429]
-        r = httpx.post(f"{srv.url}/auth/login", json={"username": "demo", "password": "demo"})
-        assert r.status_code == 429 and r.json()["retry_after"] >= 1  # even the right password waits
+        with from_address("127.0.0.2") as guesser, from_address("127.0.0.3") as owner:
+            codes = [guesser.post(f"{srv.url}/auth/login", json={"username": "demo", "password": "x"}).status_code
+                     for _ in range(6)]
+            assert codes == [401, 401, 401, 429, 429, 429]
+            r = guesser.post(f"{srv.url}/auth/login", json={"username": "demo", "password": "demo"})
+            assert r.status_code == 429 and r.json()["retry_after"] >= 1  # the guesser's address, for this user
+            # The owner, from another address, gets in at once despite the failures against the account,
+            # only slowed (at most login_delay_max) while the account is under attack.
+            started = time.monotonic()
+            r = owner.post(f"{srv.url}/auth/login", json={"username": "demo", "password": "demo"})
+            assert r.status_code == 200 and r.json()["access_token"]
+            assert time.monotonic() - started < 2.0
+            assert owner.post(f"{srv.url}/auth/login", json={"username": "demo", "password": "no"}).status_code == 401
+            # Past the address's own limit, that address may try no one.
+            for name in ("u1", "u2", "u3"):
+                assert guesser.post(f"{srv.url}/auth/login", json={"username": name, "password": "x"}).status_code == 401
+            assert guesser.post(f"{srv.url}/auth/login", json={"username": "u4", "password": "x"}).status_code == 429
+    finally:
+        srv.stop()
+
+
+def test_a_login_flood_does_not_stall_the_server(tmp_path):
+    """Password hashing runs off the event loop, a bounded number at once: four connections of failed logins
+    (unknown users, so every one costs a full hash) leave /health answering promptly."""
+    srv = ServerProcess(tmp_path, free_port(), env={"BLENDER_MCP_LOGIN_FAILURES_PER_ADDRESS": "100000"}).start()
+    stop = threading.Event()
+
+    def flood(address: str) -> None:
+        with from_address(address) as client:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                client.post(f"{srv.url}/auth/login", json={"username": f"nobody-{address}-{n}", "password": "x"})
+
+    floods = [threading.Thread(target=flood, args=(f"127.0.0.{10 + i}",), daemon=True) for i in range(4)]
+    try:
+        for thread in floods:
+            thread.start()
+        time.sleep(1.0)
+        waits = []
+        with httpx.Client(timeout=30) as probe:
+            for _ in range(15):
+                started = time.monotonic()
+                assert probe.get(f"{srv.url}/health").status_code == 200
+                waits.append(time.monotonic() - started)
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in floods:
+            thread.join(30)
+        srv.stop()
+    waits.sort()
+    # On the loop, each hash held it ~100 ms and four floods kept it busy: /health waited 0.3-0.6 s.
+    assert waits[len(waits) // 2] < 0.1, waits
+
+
+def test_unknown_users_cost_a_hash_too_and_bad_text_is_a_clear_error(server):
+    def median_failure(username: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.monotonic()
+            assert httpx.post(f"{server.url}/auth/login", json={"username": username, "password": "wrong"},
+                              timeout=30).status_code == 401
+            times.append(time.monotonic() - started)
+        return sorted(times)[2]
+
+    known, unknown = median_failure("bob"), median_failure("no-such-user-anywhere")
+    assert 0.4 < unknown / known < 2.5, (known, unknown)  # no timing hole that tells which users exist
+    r = httpx.post(f"{server.url}/auth/login", content=b'{"username": "\\ud800", "password": "x"}',
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+def test_forwarded_addresses_are_believed_only_from_configured_proxies(tmp_path):
+    """Rotating X-Forwarded-For must not give a guesser fresh addresses (uvicorn believes it from 127.0.0.1
+    by default); behind a proxy named in trusted_proxies, each forwarded address counts on its own."""
+    limits = {"BLENDER_MCP_LOGIN_FAILURES_PER_ADDRESS": "3", "BLENDER_MCP_LOGIN_FAILURES_PER_ADDRESS_AND_USER": "100"}
+    for trusted, expected in (("", [401, 401, 401, 429, 429]), ("127.0.0.1", [401] * 5)):
+        srv = ServerProcess(tmp_path / f"srv-{trusted or 'none'}", free_port(),
+                            env={**limits, "BLENDER_MCP_TRUSTED_PROXIES": trusted})
+        srv.data_dir.mkdir()
+        srv.start()
+        try:
+            codes = [httpx.post(f"{srv.url}/auth/login", json={"username": f"u{i}", "password": "x"},
+                                headers={"x-forwarded-for": f"192.0.2.{i}"}).status_code for i in range(5)]
+        finally:
+            srv.stop()
+        assert codes == expected, (trusted, codes)
+
+
+def test_the_data_folder_is_private(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # as a default umask leaves a new folder
+    srv = ServerProcess(data, free_port()).start()
+    try:
+        assert data.stat().st_mode & 0o777 == 0o700
+        assert (data / "bus.sqlite3").stat().st_mode & 0o077 == 0
     finally:
         srv.stop()
 

@@ -67,7 +67,9 @@ async def test_users_never_see_each_other(server):
         assert taken["status"] == "error" and taken["error"] == "uuid_taken"
         await asyncio.sleep(0.5)
         assert alice.collector.records == []
-        assert all(r["user_id"] == bob.registration["user"] or True for r in bob.collector.records)
+        # bob hears only his own bus: his broadcast excludes him, and his type_filter send reaches iso-bob
+        assert [r["payload"] for r in bob.collector.records] == [{"x": 3}]
+        assert bob.collector.records[0]["target_uuid"] == "iso-bob"
 
 
 async def test_priorities_and_level_filtering(server):

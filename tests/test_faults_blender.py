@@ -151,3 +151,33 @@ async def test_a_dropped_network_recovers_and_loses_nothing(server, tmp_path):
     finally:
         w.stop()
         await proxy.stop()
+
+
+async def test_a_worker_frozen_past_its_pings_comes_back_within_a_heartbeat(server, tmp_path):
+    """SIGSTOP a worker until the server marks it offline (two missed pings) while its stream stays open;
+    after SIGCONT it must be online again within one heartbeat (3 s), not wait for its stream to drop."""
+    import os
+
+    w = Worker(server.url, tmp_path / "user", "blender-frozen-01")
+    try:
+        async with bus_client(server.url, uuid="frozen-llm") as llm:
+            await wait_online(llm, "blender-frozen-01", timeout=90)
+            os.kill(w.proc.pid, signal.SIGSTOP)
+            try:
+                offline = await wait_online(llm, "blender-frozen-01", online=False, timeout=30)
+            finally:
+                os.kill(w.proc.pid, signal.SIGCONT)
+            resumed = time.monotonic()
+            assert offline["online"] is False
+            await wait_online(llm, "blender-frozen-01", timeout=8)
+            back_after = time.monotonic() - resumed
+            update = await final_after_send(llm, "blender-frozen-01", "frozen-job-1", "print('alive')")
+    finally:
+        w.stop()
+    assert back_after < 6, back_after  # one heartbeat (3 s) and the round trip
+    assert update["result"] == "alive\n"
+
+
+async def final_after_send(llm, target: str, job_id: str, script: str) -> dict:
+    await send(llm, target_uuid=target, from_uuid=llm.registration["client_uuid"], payload=job(job_id, script))
+    return await final(llm, job_id, timeout=30)

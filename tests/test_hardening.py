@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blender_mcp_addon.protocol.catalog import COMMANDS
-from tests.helpers import ServerProcess, bus_client, free_port, login, send, tool_json
+from tests.helpers import ServerProcess, bus_client, free_port, login, send, start_fresh, tool_json
 from tests.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.anyio
@@ -136,3 +137,36 @@ def test_heap_freezer_freezes_new_sessions_and_reclaims_after_many_leave():
         assert freezer.step() is None
     finally:
         gc.unfreeze()
+
+
+async def test_parked_job_updates_are_bounded_per_user_by_count_bytes_and_age(tmp_path):
+    """Updates for an originator that left wait for it, within per-user bounds, and age out."""
+    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_PARKED_MAX_BYTES=str(2 * 1024 * 1024),
+                      BLENDER_MCP_PARKED_MAX_RECORDS="50", BLENDER_MCP_PARKED_MAX_AGE="3")
+    try:
+        async with bus_client(srv.url, uuid="park-blender", client_type="blender", persistent=True) as blender:
+            async with bus_client(srv.url, uuid="park-llm") as llm:
+                await send(llm, target_uuid="park-blender", from_uuid="park-llm",
+                           payload={"message_type": "job_dispatch", "job_id": "park-job", "script": "x = 1"})
+                await blender.collector.wait_for(1)
+            deadline = time.monotonic() + 15
+            while True:  # the ephemeral originator leaves the bus a grace period after its session ended
+                listing = tool_json(await blender.call_tool("blender_list_available_clients", {}))
+                if "park-llm" not in [c["uuid"] for c in listing["ephemeral"]]:
+                    break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+
+            async def update(result: str) -> dict:
+                return tool_json(await blender.call_tool("blender_job_update", {
+                    "job_id": "park-job", "status": "running", "result": result, "from_uuid": "park-blender"}))
+
+            answers = [await update("x" * 500_000) for _ in range(6)]
+            assert [a["status"] for a in answers] == ["queued"] * 4 + ["error"] * 2, answers
+            assert answers[4]["error"] == "parked_full" and answers[4]["limit_bytes"] == 2 * 1024 * 1024
+            small = [await update("s") for _ in range(50)]  # the count bound, whatever the size
+            assert [a["status"] for a in small].count("queued") == 46 and small[-1]["error"] == "parked_full"
+            await asyncio.sleep(4.5)  # past parked_max_age: the sweep dropped them all
+            assert (await update("after"))["status"] == "queued"
+    finally:
+        srv.stop()

@@ -2,7 +2,7 @@
 
 The transport reads the token through `BearerAuth` on every HTTP request, so
 a refreshed token is used by the next request without rebuilding the
-transport (DESIGN.md pitfall: fixed `headers=` break reconnects once the
+transport (docs/architecture.md: fixed `headers=` break reconnects once the
 token they carry expires).
 """
 

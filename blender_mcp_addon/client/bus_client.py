@@ -3,7 +3,7 @@
 Network and parsing live here, never on Blender's main thread. Records for
 this client are handed to `on_record` (which queues them on the pump) without
 awaiting anything: mcp 1.x runs the message handler inline, so a handler
-that awaited a tool call would deadlock the client (DESIGN.md).
+that awaited a tool call would deadlock the client (docs/architecture.md).
 
 Job updates go through `job_update()`, a thread-safe queue that survives
 reconnects: an update made while the server is away is sent on the next session.
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 3.0
 UPDATES_PER_CALL = 64  # the server takes up to 256; 64 keeps one call's answer small
 BATCH_BYTES = 1024 * 1024
-READ_TIMEOUT = 45.0  # above the server's 15 s keep-alives, or the GET stream dies silently (DESIGN.md)
+READ_TIMEOUT = 45.0  # above the server's 15 s keep-alives, or the GET stream dies silently (docs/architecture.md)
 
 
 @dataclass
@@ -113,8 +113,6 @@ class BusClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._kick: asyncio.Event | None = None
-        self._client: Any = None
-        self.received = 0
 
     # -- public, any thread ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -159,15 +157,6 @@ class BusClient:
 
     def pending_updates(self) -> int:
         return len(self._updates)
-
-    def call(self, tool: str, args: dict[str, Any], timeout: float = 10.0) -> Any:
-        """Call a tool from another thread (the UI); raises if not connected or on timeout."""
-        loop, client = self._loop, self._client
-        if loop is None or client is None:
-            raise RuntimeError("not connected")
-        future = asyncio.run_coroutine_threadsafe(client.call_tool(tool, args, raise_on_error=False), loop)
-        result = future.result(timeout)
-        return json.loads(result.content[0].text) if result.content else None
 
     # -- the thread -----------------------------------------------------------------------------------
     def _poke(self) -> None:
@@ -239,7 +228,6 @@ class BusClient:
             await client.set_logging_level("debug")
             await self._register(client)
             freeze_heap_once()
-            self._client = client
             self._set_state("connected")
             tasks = [asyncio.create_task(coro) for coro in
                      (self._send_updates(client), self._heartbeat(client), self._refresh_tokens(),
@@ -247,7 +235,6 @@ class BusClient:
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                self._client = None
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -293,7 +280,6 @@ class BusClient:
         target = data.get("target_uuid")
         if target and target != self.config.client_uuid:
             return  # stamped for another client
-        self.received += 1
         payload = data.get("payload") or {}
         if payload.get("message_type") == "cancel_job" and self._on_cancel:
             self._on_cancel(str(payload.get("job_id", "")))

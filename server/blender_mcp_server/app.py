@@ -22,6 +22,7 @@ from .quiet_ping import QuietPing
 from .registry import Registry
 from .store import Store
 from .stream_watch import StreamWatch
+from .throttle import LoginThrottle
 from .tokens import BusTokenVerifier, TokenService, load_or_create_secret
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,10 @@ def build_server(settings: Settings) -> Server:
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
                            lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout)])
-    routes = AuthRoutes(store, tokens, registry, failures_per_user=settings.login_failures_per_user,
-                        failures_per_address=settings.login_failures_per_address)
+    throttle = LoginThrottle(per_address_and_user=settings.login_failures_per_address_and_user,
+                             per_address=settings.login_failures_per_address,
+                             per_user=settings.login_failures_per_user, max_delay=settings.login_delay_max)
+    routes = AuthRoutes(store, tokens, registry, throttle=throttle, hashes_at_once=settings.password_hashes_at_once)
     mcp.custom_route("/auth/login", methods=["POST"])(routes.login)
     mcp.custom_route("/auth/refresh", methods=["POST"])(routes.refresh)
     mcp.custom_route("/auth/logout", methods=["POST"])(routes.logout)
@@ -92,7 +95,7 @@ def build_server(settings: Settings) -> Server:
 
 
 def _shorten_session_idle_timeout(app: Any, seconds: float) -> None:
-    """A client killed with -9 keeps its MCP session 30 minutes by default (DESIGN.md); reap sooner.
+    """A client killed with -9 keeps its MCP session 30 minutes by default (docs/architecture.md); reap sooner.
 
     The session manager is created per lifespan cycle, so this reaches it through the /mcp route.
     """

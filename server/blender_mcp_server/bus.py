@@ -75,6 +75,7 @@ class Bus:
         self.registry = registry
         self.jobs = jobs
         self._rate = WindowCounter(settings.messages_per_minute)
+        self._update_rate = WindowCounter(settings.job_updates_per_minute)
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
@@ -123,7 +124,8 @@ class Bus:
         while True:
             await asyncio.sleep(0.5)
             try:
-                self.registry.sweep(offline_max_age=self.settings.offline_max_age)
+                self.registry.sweep(offline_max_age=self.settings.offline_max_age,
+                                    parked_max_age=self.settings.parked_max_age)
             except Exception:  # the sweeper must outlive any one bad entry
                 log.exception("registry sweep failed")
 
@@ -216,6 +218,7 @@ class Bus:
         if entry.session_id != caller.session_id:
             return {"status": "replaced", "client_uuid": client_uuid}
         self.registry.touch(entry)
+        self.registry.revive(entry)  # its heartbeat is proof of life, whatever the missed pings said
         return {"status": "ok", "online": entry.online, "stream_open": self.registry.stream_open(caller.session_id),
                 "queued": len(entry.outbox), "server_time": time.time()}
 
@@ -322,6 +325,9 @@ class Bus:
                    details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
         if bad := _bad_id(job_id, "job_id") or _bad_id(from_uuid, "from_uuid", required=False):
             return bad
+        if not self._update_rate.hit(caller.user_id):
+            return error("rate_limited", f"more than {self._update_rate.limit} job updates a minute on your bus",
+                         retry_after=self._update_rate.retry_after())
         try:
             update = JobUpdate(job_id=job_id, status=status, result=result, error=error_text or "",
                                progress=progress, message=message, details=details,
@@ -355,11 +361,17 @@ class Bus:
             record = BusRecord(user_id=caller.user_id, from_uuid=from_uuid, target_uuid=job.originator_uuid,
                                routing=routing, payload=payload, job_id=job_id,
                                priority=int(JOB_UPDATE_PRIORITY)).wire()
-            if self.registry.park(caller.user_id, job.originator_uuid, int(JOB_UPDATE_PRIORITY), record,
-                                  self.settings.offline_max_records):
+            size = len(json.dumps(record, separators=(",", ":")))
+            if self.registry.park(caller.user_id, job.originator_uuid, int(JOB_UPDATE_PRIORITY), record, size,
+                                  max_records=self.settings.parked_max_records,
+                                  max_bytes=self.settings.parked_max_bytes):
                 return {"status": "queued", "routing": routing.wire(), "message_id": record["message_id"],
                         "message": "the originator is not registered; the update waits for it"}
-            return error("outbox_full", f"too many updates wait for {job.originator_uuid}")
+            count, held = self.registry.parked(caller.user_id)
+            return error("parked_full", f"{count} updates ({held} bytes) already wait for unregistered originators "
+                                        f"on your bus (limits {self.settings.parked_max_records} records, "
+                                        f"{self.settings.parked_max_bytes} bytes); this one is dropped",
+                         limit_records=self.settings.parked_max_records, limit_bytes=self.settings.parked_max_bytes)
         return self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY, from_uuid=from_uuid,
                             job_id=job_id)
 

@@ -53,8 +53,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f'log in: curl -s -X POST {url}/auth/login -H "content-type: application/json" '
           "-d '{\"username\":\"demo\",\"password\":\"demo\"}'", flush=True)
     declare_asyncio_thread()
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on the machine could then pick the
+    # address the login throttle counts. Only the proxies named in trusted_proxies are believed.
+    trusted = settings.trusted_proxies.strip()
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5)
+                            access_log=False, timeout_graceful_shutdown=5, proxy_headers=bool(trusted),
+                            forwarded_allow_ips=trusted or None)
     graceful_server(config, server.bus).run()
     return 0
 

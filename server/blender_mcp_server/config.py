@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     port: int = 8000
     data_dir: Path = Path("data")
     public_url: str | None = Field(default=None, description="URL clients use, when behind a TLS proxy")
+    trusted_proxies: str = Field(default="", description="comma-separated addresses of reverse proxies whose "
+                                 "X-Forwarded-For is believed (none by default)")
 
     jwt_secret: SecretStr | None = Field(default=None, description="else generated once into data_dir")
     access_ttl: int = 3600
@@ -23,17 +25,29 @@ class Settings(BaseSettings):
     demo_user: bool = Field(default=True, description="create demo/demo when the store has no users")
     allow_insecure_demo: bool = Field(default=False, description="serve demo/demo on a non-loopback bind")
 
-    # Bad input and abuse limits (issue: hardening); every one answers with a structured error.
+    # Bad input and abuse limits; every one answers with a structured error.
     max_payload_bytes: int = 1024 * 1024
     max_clients_per_user: int = 200
     messages_per_minute: int = 60_000
-    login_failures_per_user: int = 10
+    # Failed logins a minute: past the first, that address may not try that user; past the second, that
+    # address may not try anyone; past the third, every login for that user waits (doubling, at most
+    # login_delay_max seconds), wherever it comes from. The owner is never locked out (throttle.py).
+    login_failures_per_address_and_user: int = 10
     login_failures_per_address: int = 100
+    login_failures_per_user: int = 10
+    login_delay_max: float = 2.0
+    password_hashes_at_once: int = 2
 
     # Delivery: each target's outbox and liveness.
     outbox_max: int = 10_000
     offline_max_records: int = 1000
     offline_max_age: float = 3600.0
+    # Job updates for an originator that is not registered (its caller left, the server restarted): held
+    # per user, across all such originators, until it registers again or they age out.
+    parked_max_records: int = 1000
+    parked_max_bytes: int = 16 * 1024 * 1024
+    parked_max_age: float = 3600.0
+    job_updates_per_minute: int = 60_000
     send_timeout: float = 5.0
     ping_interval: float = 10.0
     ping_timeout: float = 5.0

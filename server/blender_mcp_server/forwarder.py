@@ -3,7 +3,7 @@
 Every client has its own bounded priority outbox and its own sender task, so
 a stuck or slow target only ever fills its own outbox: the caller of
 `blender_send_message` only enqueues, and no target's send waits on another's
-(DESIGN.md pitfall: a stuck subscriber blocks the sender).
+(docs/architecture.md: a stuck subscriber blocks the sender).
 
 Delivery is at-least-once: a record whose send timed out or hit a closed
 stream goes back to the front of the outbox and is sent again once the client
@@ -73,8 +73,6 @@ class Outbox:
         self._session: Any = None
         self._writer: StreamWriter | None = None
         self._task: asyncio.Task | None = None
-        self.sent = 0
-        self.filtered = 0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -138,7 +136,6 @@ class Outbox:
                         item = heapq.heappop(self._heap)
                         level = Priority(item.priority)
                         if level > session_level(session):
-                            self.filtered += 1
                             continue
                         try:
                             if writer is not None:
@@ -148,7 +145,6 @@ class Outbox:
                         except BaseException:
                             heapq.heappush(self._heap, item)  # resent after the client comes back; receivers dedupe
                             raise
-                        self.sent += 1
                         # Push the deadline back only when less than one timeout is left, to 1.5 timeouts:
                         # every send still gets at least `send_timeout`, without a timer change per record.
                         now = loop.time()

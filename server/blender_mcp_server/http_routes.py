@@ -6,6 +6,7 @@ hand out the tokens that /mcp demands.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -15,8 +16,8 @@ from starlette.responses import JSONResponse
 
 from . import __version__
 from .registry import Registry
-from .store import Store
-from .throttle import WindowCounter
+from .store import Store, verify_password
+from .throttle import LoginThrottle
 from .tokens import TokenError, TokenService
 
 
@@ -32,31 +33,47 @@ async def _json_body(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def _encodable(*texts: str) -> bool:
+    """JSON may carry lone surrogates ("\\ud800"), which no database or hash takes."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class AuthRoutes:
-    def __init__(self, store: Store, tokens: TokenService, registry: Registry, *,
-                 failures_per_user: int, failures_per_address: int):
+    def __init__(self, store: Store, tokens: TokenService, registry: Registry, *, throttle: LoginThrottle,
+                 hashes_at_once: int):
         self.store = store
         self.tokens = tokens
         self.registry = registry
-        self._user_failures = WindowCounter(failures_per_user)
-        self._address_failures = WindowCounter(failures_per_address)
+        self.throttle = throttle
+        # argon2 takes ~100 ms of CPU a check: off the event loop, and only this many at once, so a flood
+        # of logins queues behind itself instead of stalling every bus call and /health.
+        self._hashing = asyncio.Semaphore(hashes_at_once)
         self._started = time.time()
 
     async def login(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
-        if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
-            return _err(400, "invalid_request", 'send JSON {"username": "...", "password": "..."}')
-        username, address = body["username"], request.client.host if request.client else "?"
-        if self._user_failures.over(username) or self._address_failures.over(address):
-            return _err(429, "too_many_attempts", "too many failed logins; wait and try again",
-                        retry_after=self._user_failures.retry_after())
-        user = self.store.check_password(username, body["password"])
-        if user is None:
-            self._user_failures.hit(username)
-            self._address_failures.hit(address)
+        if (body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str)
+                or not _encodable(body["username"], body["password"])):
+            return _err(400, "invalid_request", 'send JSON {"username": "...", "password": "..."} (UTF-8 text)')
+        username, password = body["username"], body["password"]
+        address = request.client.host if request.client else "?"
+        if (retry_after := self.throttle.refused(address, username)) is not None:
+            return _err(429, "too_many_attempts", "too many failed logins from this address; wait and try again",
+                        retry_after=retry_after)
+        await asyncio.sleep(self.throttle.delay(username))
+        record = self.store.login_record(username)
+        async with self._hashing:
+            ok = await asyncio.to_thread(verify_password, password, record[1] if record else None)
+        if not ok or record is None:
+            self.throttle.failed(address, username)
             return _err(401, "invalid_credentials", "wrong username or password")
-        self._user_failures.reset(username)
-        return JSONResponse(self.tokens.issue_pair(user))
+        self.throttle.succeeded(address, username)
+        return JSONResponse(self.tokens.issue_pair(record[0]))
 
     async def refresh(self, request: Request) -> JSONResponse:
         body = await _json_body(request)

@@ -11,8 +11,6 @@ import asyncio
 import time
 from typing import Any
 
-from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
-
 from .store import JobRow, Store
 
 
@@ -48,9 +46,6 @@ class Jobs:
     def set_status(self, job_id: str, status: str) -> None:
         self._store.set_job_status(job_id, status)
 
-    def pending(self, user_id: str | None = None) -> list[JobRow]:
-        return self._store.jobs_in(("queued", "running"), user_id)
-
     # -- in-process waiters (Style A) -----------------------------------------------------------------
     def wait_for(self, job_id: str) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -69,7 +64,3 @@ class Jobs:
 
     def waiting(self) -> list[str]:
         return list(self._waiters)
-
-    @staticmethod
-    def is_final(status: str) -> bool:
-        return status in FINAL_JOB_STATUSES

@@ -41,7 +41,6 @@ class ClientEntry:
     session_id: str | None = None
     online: bool = False
     offline_reason: str | None = None
-    registered_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
     offline_since: float | None = None
     missed_pings: int = 0
@@ -66,7 +65,8 @@ class Registry:
         self._by_session: dict[str, set[str]] = {}
         self._open_streams: dict[str, int] = {}
         self._writers: dict[str, StreamWriter] = {}  # the newest open GET stream of each session
-        self._parked: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+        # user -> uuid -> [(parked at, priority, record, size)]: bounded per user by park()'s limits
+        self._parked: dict[str, dict[str, list[tuple[float, int, dict[str, Any], int]]]] = {}
         self.streams_opened = 0  # running totals, for the heap freezer (gc_policy.py)
         self.streams_closed = 0
 
@@ -122,7 +122,7 @@ class Registry:
         entry.versions = versions
         entry.session, entry.session_id = session, session_id
         self._by_session.setdefault(session_id, set()).add(client_uuid)
-        for priority, data in self._parked.pop((user_id, client_uuid), []):
+        for _parked_at, priority, data, _size in self._parked.get(user_id, {}).pop(client_uuid, []):
             entry.outbox.put(priority, data)
         if self.stream_open(session_id):
             self._set_online(entry)
@@ -159,13 +159,23 @@ class Registry:
         for entry in self._entries_of_session(session_id) if session_id else ():
             self.touch(entry)
 
-    def park(self, user_id: str, client_uuid: str, priority: int, data: dict[str, Any], limit: int) -> bool:
-        """Hold a record for a uuid that is not registered (yet): a job's originator after a restart."""
-        parked = self._parked.setdefault((user_id, client_uuid), [])
-        if len(parked) >= limit:
+    def park(self, user_id: str, client_uuid: str, priority: int, data: dict[str, Any], size: int, *,
+             max_records: int, max_bytes: int) -> bool:
+        """Hold a record for a uuid that is not registered (yet): a job's originator after a restart.
+
+        Bounded per user, across all the uuids it waits for: `max_records` records and `max_bytes` of their
+        JSON; False when this one would pass either. `sweep` drops what waited too long."""
+        mine = self._parked.setdefault(user_id, {})
+        held = [item for items in mine.values() for item in items]
+        if len(held) >= max_records or sum(item[3] for item in held) + size > max_bytes:
             return False
-        parked.append((priority, data))
+        mine.setdefault(client_uuid, []).append((time.time(), priority, data, size))
         return True
+
+    def parked(self, user_id: str) -> tuple[int, int]:
+        """(records, bytes) parked for a user's unregistered uuids."""
+        held = [item for items in self._parked.get(user_id, {}).values() for item in items]
+        return len(held), sum(item[3] for item in held)
 
     # -- state changes --------------------------------------------------------------------------------
     def mark_offline(self, entry: ClientEntry, reason: str) -> None:
@@ -174,6 +184,15 @@ class Registry:
         entry.online = False
         entry.offline_reason = reason
         entry.outbox.detach()
+
+    def revive(self, entry: ClientEntry) -> bool:
+        """Back online a client marked offline while its event stream stayed open (missed pings, a stalled
+        send: a process frozen for a while, then resumed) once it shows it is alive; True if it was."""
+        if entry.online or not self.stream_open(entry.session_id):
+            return False
+        log.info("client %s is back: it answers again on its open stream", entry.uuid)
+        self._set_online(entry)
+        return True
 
     def _set_online(self, entry: ClientEntry) -> None:
         entry.online = True
@@ -208,9 +227,17 @@ class Registry:
         entries = (self._by_uuid(uuid) for uuid in list(self._by_session.get(session_id, ())))
         return [entry for entry in entries if entry is not None]
 
-    def sweep(self, *, offline_max_age: float) -> list[ClientEntry]:
-        """Remove ephemeral clients that stayed offline past the grace period; age out stored records."""
+    def sweep(self, *, offline_max_age: float, parked_max_age: float | None = None) -> list[ClientEntry]:
+        """Remove ephemeral clients that stayed offline past the grace period; age out stored and parked records."""
         now = time.time()
+        max_age = offline_max_age if parked_max_age is None else parked_max_age
+        for user_id, mine in list(self._parked.items()):
+            for uuid, items in list(mine.items()):
+                items[:] = [item for item in items if now - item[0] <= max_age]
+                if not items:
+                    del mine[uuid]
+            if not mine:
+                del self._parked[user_id]
         removed = []
         for entry in self.all_entries():
             if entry.online:

@@ -3,11 +3,12 @@
 SQLite keeps the quick start to one command with nothing to install. Every
 query is short, so the store is synchronous behind one lock; the job and token
 tables sit behind this small interface so a shared engine can replace them
-when several replicas serve one bus (DESIGN.md, "Later").
+when several replicas serve one bus.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -54,6 +55,18 @@ CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
 """
 
 _hasher = PasswordHash.recommended()
+# What an unknown user's password is checked against: the same work as a real check, so the answer's timing
+# does not tell which users exist.
+_DUMMY_HASH = _hasher.hash("no user has this password")
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check `password` (argon2, ~100 ms of CPU: callers on the event loop run it in a thread). A missing
+    hash is checked against a dummy one and fails."""
+    if password_hash is None:
+        _hasher.verify(password, _DUMMY_HASH)
+        return False
+    return _hasher.verify(password, password_hash)
 
 
 @dataclass(frozen=True)
@@ -80,9 +93,12 @@ class StoreError(Exception):
 
 class Store:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Password hashes and token ids: the data folder is the owner's alone, whatever the umask made it.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        os.chmod(path, 0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -144,12 +160,14 @@ class Store:
         row = self._one("SELECT id, username FROM users WHERE username=?", (username,))
         return User(row[0], row[1]) if row else None
 
-    def check_password(self, username: str, password: str) -> User | None:
+    def login_record(self, username: str) -> tuple[User, str] | None:
+        """The user and their password hash, for a check made elsewhere (off the event loop)."""
         row = self._one("SELECT id, username, password_hash FROM users WHERE username=?", (username,))
-        if row is None:
-            _hasher.hash(password)  # same cost as a real check, so timing does not reveal which users exist
-            return None
-        return User(row[0], row[1]) if _hasher.verify(password, row[2]) else None
+        return (User(row[0], row[1]), row[2]) if row else None
+
+    def check_password(self, username: str, password: str) -> User | None:
+        record = self.login_record(username)
+        return record[0] if verify_password(password, record[1] if record else None) and record else None
 
     def has_demo_password(self, username: str = "demo", password: str = "demo") -> bool:
         return self.check_password(username, password) is not None

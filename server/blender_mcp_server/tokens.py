@@ -2,7 +2,7 @@
 
 Refresh tokens carry their own audience *and* `typ`, so the stock idea of
 "any token signed with our key is a bearer token" cannot let one through
-(DESIGN.md pitfall). API tokens are access tokens with a stored `jti`, so
+(docs/architecture.md, "Pitfalls"). API tokens are access tokens with a stored `jti`, so
 they can be revoked.
 """
 
