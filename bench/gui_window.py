@@ -38,7 +38,7 @@ def step():
         bpy.ops.blender_mcp.login(username="demo", password="demo")
         state["since"] = time.time()
         return 0.1
-    runtime = importlib.import_module(state["pkg"] + ".runtime.session").get_runtime()
+    runtime = importlib.import_module(state["pkg"] + ".session").get_runtime()
     if runtime is not None and runtime.state.status == "connected":
         (OUT / "ready").write_text(json.dumps({"pid": os.getpid(), "blender": bpy.app.version_string}))
         return None

@@ -47,7 +47,7 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     from .client.auth import keeper_for_cli
     from .runtime import Runtime
     from .runtime.drivers import run_headless
-    from .runtime.session import client_versions, default_label, set_runtime, stable_uuid
+    from .session import client_versions, default_label, set_runtime, stable_uuid
 
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,

@@ -32,7 +32,7 @@ prefs.server_url = server
 prefs.client_uuid = "blender-gui-ops"
 prefs.execution_policy = "ask"
 connection = importlib.import_module(pkg + ".ui.connection")
-session = importlib.import_module(pkg + ".runtime.session")
+session = importlib.import_module(pkg + ".session")
 out = {"login": sorted(bpy.ops.blender_mcp.login(username="demo", password="demo"))}
 out["password_kept"] = bool(session.get_keeper()._password)
 out["refresh_stored"] = prefs.refresh_token != ""

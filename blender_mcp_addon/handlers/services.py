@@ -23,7 +23,7 @@ def from_service(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 def integration_on(name: str) -> bool:
     """Whether this Blender has the integration switched on (preferences, or the worker's --integrations)."""
-    from ..runtime.session import get_runtime
+    from ..session import get_runtime
 
     runtime = get_runtime()
     return runtime.integration_enabled(name) if runtime else False
@@ -31,6 +31,6 @@ def integration_on(name: str) -> bool:
 
 def download_folder(service: str, key: str) -> Path:
     """Where one asset of a service is downloaded: the add-on's user folder, one folder per asset."""
-    from ..runtime.session import user_folder
+    from ..session import user_folder
 
     return user_folder() / "downloads" / service / safe_name(key)

@@ -13,7 +13,7 @@ def setting(name: str, default: str = "") -> str:
     try:
         import bpy
 
-        from ..runtime.session import addon_package
+        from ..session import addon_package
 
         addon = bpy.context.preferences.addons.get(addon_package())
         value = getattr(addon.preferences, name, None) if addon else None

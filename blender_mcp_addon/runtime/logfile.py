@@ -10,7 +10,7 @@ _handler: logging.Handler | None = None
 
 
 def log_path() -> Path:
-    from .session import user_folder
+    from ..session import user_folder
 
     return user_folder() / "blender_mcp.log"
 

@@ -7,7 +7,7 @@ import bpy
 from ..client import ClientConfig, TokenKeeper
 from ..runtime import Runtime
 from ..runtime.drivers import make_timer
-from ..runtime.session import (
+from ..session import (
     client_versions,
     default_label,
     get_keeper,

@@ -8,7 +8,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..client import AuthError, TokenKeeper
-from ..runtime.session import get_keeper, get_runtime, set_keeper
+from ..session import get_keeper, get_runtime, set_keeper
 from . import connection
 from .preferences import get_prefs
 

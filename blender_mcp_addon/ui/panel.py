@@ -7,7 +7,7 @@ import time
 
 import bpy
 
-from ..runtime.session import get_keeper, get_runtime
+from ..session import get_keeper, get_runtime
 
 STATUS_ICONS = {"connected": "CHECKMARK", "connecting": "SORTTIME", "reconnecting": "FILE_REFRESH",
                 "error": "ERROR", "disconnected": "UNLINKED"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..runtime.session import addon_package
+from ..session import addon_package
 
 POLICY_ITEMS = [
     ("allow", "Allow", "Run code that jobs send without asking"),

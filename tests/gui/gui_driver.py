@@ -190,7 +190,7 @@ def s_login():
 
 @step
 def s_wait_connected():
-    runtime = mod("runtime.session").get_runtime()
+    runtime = mod("session").get_runtime()
     if runtime is None or runtime.state.status != "connected":
         return False
     mark("connected", uuid=prefs().client_uuid, timers_fire=True)
@@ -228,7 +228,7 @@ def s_shot_jobs():
 
 @step
 def s_wait_approval():
-    runtime = mod("runtime.session").get_runtime()
+    runtime = mod("session").get_runtime()
     if not runtime.approvals:
         return False
     return True
@@ -237,7 +237,7 @@ def s_wait_approval():
 @step
 def s_shot_pending():
     screenshot("pending-approval")
-    runtime = mod("runtime.session").get_runtime()
+    runtime = mod("session").get_runtime()
     job_id = next(iter(runtime.approvals))
     results["approve"] = sorted(bpy.ops.blender_mcp.approve(job_id=job_id))
     results["approved_job"] = job_id
@@ -250,7 +250,7 @@ def s_wait_error_go():
     if not go("error"):
         return False
     client = mod("client")
-    session = mod("runtime.session")
+    session = mod("session")
     bpy.ops.blender_mcp.disconnect()
     # A remembered login the server no longer accepts: what an artist sees after a revoked session.
     session.set_keeper(client.TokenKeeper(SERVER, username="demo", refresh_token="revoked-or-expired"))
@@ -260,7 +260,7 @@ def s_wait_error_go():
 
 @step
 def s_wait_error():
-    runtime = mod("runtime.session").get_runtime()
+    runtime = mod("session").get_runtime()
     if runtime.state.status != "error":
         return False
     results["error_reason"] = runtime.state.reason
@@ -270,7 +270,7 @@ def s_wait_error():
 @step
 def s_shot_error():
     screenshot("error")
-    runtime = mod("runtime.session").get_runtime()
+    runtime = mod("session").get_runtime()
     results["recent"] = [[r.job_id, r.command, r.status] for r in runtime.recent]
     mark("done")
     return True

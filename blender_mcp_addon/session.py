@@ -1,4 +1,8 @@
-"""The one Runtime of this Blender process, shared by the panel, the operators and the timer."""
+"""This Blender process's shared state: its one Runtime, the logged-in user's tokens, the add-on's folders.
+
+It sits beside `runtime`, not in it, so the handlers, the integrations and the UI can all read it without
+importing `runtime` (which imports the handlers): the package has no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import platform
 import socket
 import uuid as uuid_mod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..protocol.versions import PROTOCOL_VERSION, RELEASE
-from . import Runtime
+from .protocol.versions import PROTOCOL_VERSION, RELEASE
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 _runtime: Runtime | None = None
 _keeper = None  # the TokenKeeper of the logged-in user, in memory only
@@ -35,7 +41,7 @@ def set_keeper(keeper) -> None:
 
 def addon_package() -> str:
     """`bl_ext.user_default.blender_mcp` as an extension, `blender_mcp` as a legacy add-on."""
-    return __package__.rsplit(".", 1)[0]  # this module lives in <addon>.runtime
+    return __package__  # this module lives at the add-on's top
 
 
 def user_folder() -> Path:
