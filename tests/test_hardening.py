@@ -170,3 +170,39 @@ async def test_parked_job_updates_are_bounded_per_user_by_count_bytes_and_age(tm
             assert (await update("after"))["status"] == "queued"
     finally:
         srv.stop()
+
+
+async def test_what_receivers_cannot_read_is_refused_at_send_time(server):
+    """fastmcp clients and the extension drop records nested ~200 deep, so the bus refuses them up front;
+    capabilities are bounded like every other name."""
+    def nested(depth: int) -> dict:
+        value: dict = {"leaf": 1}
+        for _ in range(depth - 1):
+            value = {"n": value}
+        return value
+
+    async with bus_client(server.url, uuid="deep-a") as a, bus_client(server.url, uuid="deep-b"):
+        ok = await send(a, target_uuid="deep-b", from_uuid="deep-a", payload=nested(60))
+        assert ok["status"] == "sent", ok
+        deep = await send(a, target_uuid="deep-b", from_uuid="deep-a", payload=nested(250))
+        assert deep["status"] == "error" and deep["error"] == "invalid_payload" and deep["limit"] == 64
+        for caps in (["c"] * 65, ["x" * 300]):
+            bad = tool_json(await a.call_tool("blender_register_client", {
+                "client_uuid": "deep-caps", "client_type": "blender", "capabilities": caps}))
+            assert bad["status"] == "error" and bad["error"] == "invalid_arguments" and "capabilities" in bad["message"]
+
+
+async def test_a_persistent_client_gone_for_long_leaves_the_listing(tmp_path):
+    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_PERSISTENT_MAX_OFFLINE="1.5")
+    try:
+        async with bus_client(srv.url, uuid="long-gone", client_type="blender", persistent=True):
+            pass
+        async with bus_client(srv.url) as watch:
+            await asyncio.sleep(0.6)
+            listing = tool_json(await watch.call_tool("blender_list_available_clients", {}))
+            assert [c["uuid"] for c in listing["persistent"]] == ["long-gone"]  # offline, still listed
+            await asyncio.sleep(2.5)
+            listing = tool_json(await watch.call_tool("blender_list_available_clients", {}))
+            assert listing["persistent"] == []
+    finally:
+        srv.stop()

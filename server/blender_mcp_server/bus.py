@@ -45,6 +45,19 @@ from .throttle import WindowCounter
 
 log = logging.getLogger(__name__)
 _MAX_ID = 200
+MAX_CAPABILITIES = 64  # per client, each a short id like the other names
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests deeper than `limit` (walked without recursion: the point is deep input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,8 @@ class Bus:
             await asyncio.sleep(0.5)
             try:
                 self.registry.sweep(offline_max_age=self.settings.offline_max_age,
-                                    parked_max_age=self.settings.parked_max_age)
+                                    parked_max_age=self.settings.parked_max_age,
+                                    persistent_max_offline=self.settings.persistent_max_offline)
             except Exception:  # the sweeper must outlive any one bad entry
                 log.exception("registry sweep failed")
 
@@ -169,6 +183,11 @@ class Bus:
                                       (group_id, "group_id", False), (label, "label", False)):
             if bad := _bad_id(value, name, required):
                 return bad
+        caps = capabilities or []
+        if not isinstance(caps, list) or len(caps) > MAX_CAPABILITIES or any(
+                _bad_id(c, "capability") for c in caps):
+            return error("invalid_arguments", f"capabilities: at most {MAX_CAPABILITIES} printable strings of at "
+                                              f"most {_MAX_ID} characters each")
         server = server_versions(__version__)
         try:
             said = parse_client_versions(versions)
@@ -238,6 +257,11 @@ class Bus:
         a dispatch), which parsing again would only repeat on every job."""
         if not isinstance(payload, dict):
             return error("invalid_payload", "payload must be a JSON object")
+        if _depth_over(payload, self.settings.max_payload_depth):
+            # fastmcp clients and the extension refuse records this deep ("recursion limit exceeded"): a
+            # record no one can read must not be reported sent.
+            return error("invalid_payload", f"payload nests deeper than {self.settings.max_payload_depth} levels",
+                         limit=self.settings.max_payload_depth)
         try:
             size = len(json.dumps(payload, separators=(",", ":")).encode())
         except (TypeError, ValueError) as exc:

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
 
     # Bad input and abuse limits; every one answers with a structured error.
     max_payload_bytes: int = 1024 * 1024
+    max_payload_depth: int = 64
     max_clients_per_user: int = 200
     messages_per_minute: int = 60_000
     # Failed logins a minute: past the first, that address may not try that user; past the second, that
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
     outbox_max: int = 10_000
     offline_max_records: int = 1000
     offline_max_age: float = 3600.0
+    persistent_max_offline: float = 30 * 24 * 3600.0  # a persistent client offline this long leaves the listing
     # Job updates for an originator that is not registered (its caller left, the server restarted): held
     # per user, across all such originators, until it registers again or they age out.
     parked_max_records: int = 1000

@@ -227,7 +227,8 @@ class Registry:
         entries = (self._by_uuid(uuid) for uuid in list(self._by_session.get(session_id, ())))
         return [entry for entry in entries if entry is not None]
 
-    def sweep(self, *, offline_max_age: float, parked_max_age: float | None = None) -> list[ClientEntry]:
+    def sweep(self, *, offline_max_age: float, parked_max_age: float | None = None,
+              persistent_max_offline: float | None = None) -> list[ClientEntry]:
         """Remove ephemeral clients that stayed offline past the grace period; age out stored and parked records."""
         now = time.time()
         max_age = offline_max_age if parked_max_age is None else parked_max_age
@@ -242,7 +243,9 @@ class Registry:
         for entry in self.all_entries():
             if entry.online:
                 continue
-            if not entry.is_persistent and entry.offline_since and now - entry.offline_since > self.ephemeral_grace:
+            gone_for = now - entry.offline_since if entry.offline_since else 0.0
+            if (not entry.is_persistent and gone_for > self.ephemeral_grace) or (
+                    persistent_max_offline is not None and gone_for > persistent_max_offline):
                 self.unregister(entry.user_id, entry.uuid)
                 removed.append(entry)
             elif len(entry.outbox):
