@@ -243,6 +243,15 @@ def test_the_data_folder_is_private(tmp_path):
         assert (data / "bus.sqlite3").stat().st_mode & 0o077 == 0
     finally:
         srv.stop()
+    shared = tmp_path / "shared"  # a sticky, world-writable folder like /tmp is not the server's to close
+    shared.mkdir()
+    shared.chmod(0o1777)
+    srv = ServerProcess(shared, free_port()).start()
+    try:
+        assert shared.stat().st_mode & 0o7777 == 0o1777
+        assert (shared / "bus.sqlite3").stat().st_mode & 0o077 == 0
+    finally:
+        srv.stop()
 
 
 def test_refuses_demo_user_on_public_bind(tmp_path):

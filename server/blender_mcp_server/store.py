@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -93,9 +94,12 @@ class StoreError(Exception):
 
 class Store:
     def __init__(self, path: Path):
-        # Password hashes and token ids: the data folder is the owner's alone, whatever the umask made it.
+        # Password hashes and token ids: the data folder is the owner's alone, whatever the umask made it;
+        # except a shared sticky folder such as /tmp, which only the store file itself is closed in.
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
+        mode = path.parent.stat().st_mode
+        if not (mode & stat.S_ISVTX and mode & stat.S_IWOTH):
+            os.chmod(path.parent, 0o700)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         os.chmod(path, 0o600)
