@@ -234,24 +234,18 @@ def test_forwarded_addresses_are_believed_only_from_configured_proxies(tmp_path)
 
 
 def test_the_data_folder_is_private(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir(mode=0o755)
-    data.chmod(0o755)  # as a default umask leaves a new folder
-    srv = ServerProcess(data, free_port()).start()
-    try:
-        assert data.stat().st_mode & 0o777 == 0o700
-        assert (data / "bus.sqlite3").stat().st_mode & 0o077 == 0
-    finally:
-        srv.stop()
-    shared = tmp_path / "shared"  # a sticky, world-writable folder like /tmp is not the server's to close
-    shared.mkdir()
-    shared.chmod(0o1777)
-    srv = ServerProcess(shared, free_port()).start()
-    try:
-        assert shared.stat().st_mode & 0o7777 == 0o1777
-        assert (shared / "bus.sqlite3").stat().st_mode & 0o077 == 0
-    finally:
-        srv.stop()
+    # A folder as a default umask leaves it is closed; a sticky, world-writable one like /tmp is not the
+    # server's to close, and only the store file is.
+    for name, made, expected in (("data", 0o755, 0o700), ("shared", 0o1777, 0o1777)):
+        folder = tmp_path / name
+        folder.mkdir()
+        folder.chmod(made)
+        srv = ServerProcess(folder, free_port()).start()
+        try:
+            assert folder.stat().st_mode & 0o7777 == expected, name
+            assert (folder / "bus.sqlite3").stat().st_mode & 0o077 == 0, name
+        finally:
+            srv.stop()
 
 
 def test_refuses_demo_user_on_public_bind(tmp_path):

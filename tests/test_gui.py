@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -23,19 +22,13 @@ from pathlib import Path
 import pytest
 
 from tests.blender_worker import extension_zip
+from tests.blenders import version_of
 from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
 from tests.test_dispatch import call, style_a
 
 pytestmark = [pytest.mark.gui, pytest.mark.anyio]
 BLENDER_GUI = shlex.split(os.environ["BLENDER_GUI"]) if os.environ.get("BLENDER_GUI") else (
     [shutil.which("blender")] if shutil.which("blender") else None)
-
-
-def gui_version(env: dict[str, str]) -> str:
-    out = subprocess.run([*BLENDER_GUI, "--version"], env=env, capture_output=True, text=True, timeout=120).stdout
-    found = re.search(r"Blender (\d+\.\d+\.\d+)", out)
-    assert found, out[-500:]
-    return found.group(1)
 
 
 async def wait_file(path: Path, timeout: float, proc: subprocess.Popen) -> None:
@@ -63,7 +56,7 @@ async def final_updates(client, job_ids: set[str], timeout: float) -> dict[str, 
 async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path):
     env = {**os.environ, "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts"), "BLENDER_USER_CONFIG": str(tmp_path / "config"),
            "BLENDER_USER_RESOURCES": str(tmp_path / "resources")}
-    out = ROOT / "test-output" / "gui" / f"blender-{gui_version(env)}"
+    out = ROOT / "test-output" / "gui" / f"blender-{'.'.join(map(str, version_of([*BLENDER_GUI, '--version'], env)))}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     # Saved preferences with the splash off: no first-run Quick Setup over the window in the pictures.

@@ -8,7 +8,6 @@ Debian 13's 4.3, 3.14 Debian sid's 5.2 (its system Python, in the chroot the Ble
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from blender_mcp_addon import wheel_tags
 from tests.blender_worker import extension_zip
 from tests.blenders import chroot
+from tests.blenders.matrix import python_for
 from tests.helpers import ROOT, bus_client, wait_online
 
 pytestmark = pytest.mark.anyio
@@ -52,9 +52,10 @@ def interpreters() -> dict[str, list[str]]:
     """Python version -> command, for each Python this machine (or the sid chroot) has."""
     found: dict[str, list[str]] = {}
     for version in ("3.10", "3.11", "3.13"):
-        hits = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
-        if hits:
-            found[version] = [hits[-1]]
+        try:
+            found[version] = [python_for(version)]
+        except RuntimeError:
+            pass
     if "3.11" not in found:
         found["3.11"] = [getattr(sys, "_base_executable", sys.executable)]
     if chroot.ready("sid"):

@@ -27,18 +27,23 @@ BPY_PYTHON: str = os.environ.get("BLENDER_PYTHON") or sys.executable
 os.environ.setdefault("BMCP_CHROOT_BINDS", str(ROOT))
 
 
-@functools.cache
-def version() -> tuple[int, int, int]:
-    """The Blender under test: `(major, minor, patch)`."""
-    if BLENDER:
-        out = subprocess.run([*BLENDER, "--version"], capture_output=True, text=True, timeout=120).stdout
-    else:
-        out = subprocess.run([BPY_PYTHON, "-c", "import bpy, os; print('Blender', bpy.app.version_string, flush=True);"
-                              " os._exit(0)"], capture_output=True, text=True, timeout=120).stdout
+def version_of(command: list[str], env: dict[str, str] | None = None) -> tuple[int, int, int]:
+    """`(major, minor, patch)` of the Blender a command starts: a binary's `--version`, or a script that
+    prints `Blender X.Y.Z` (the bpy module has no `--version`)."""
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env).stdout
     found = re.search(r"Blender (\d+)\.(\d+)\.(\d+)", out)
     if not found:
         raise RuntimeError(f"cannot tell the Blender version from {out[-500:]!r}")
     return tuple(int(x) for x in found.groups())  # type: ignore[return-value]
+
+
+@functools.cache
+def version() -> tuple[int, int, int]:
+    """The Blender under test."""
+    if BLENDER:
+        return version_of([*BLENDER, "--version"])
+    return version_of([BPY_PYTHON, "-c", "import bpy, os; print('Blender', bpy.app.version_string, flush=True); "
+                                         "os._exit(0)"])
 
 
 def has_extensions() -> bool:
