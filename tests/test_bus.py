@@ -62,14 +62,22 @@ async def test_users_never_see_each_other(server):
         assert res["status"] == "error" and res["error"] == "unknown_target"
         await send(bob, from_uuid="iso-bob", payload={"x": 2})
         await send(bob, client_type="blender", from_uuid="iso-bob", payload={"x": 3})
-        # bob cannot take alice's uuid over
-        taken = tool_json(await bob.call_tool("blender_register_client", {"client_uuid": "iso-alice", "client_type": "llm"}))
-        assert taken["status"] == "error" and taken["error"] == "uuid_taken"
-        await asyncio.sleep(0.5)
-        assert alice.collector.records == []
         # bob hears only his own bus: his broadcast excludes him, and his type_filter send reaches iso-bob
+        await asyncio.sleep(0.5)
         assert [r["payload"] for r in bob.collector.records] == [{"x": 3}]
         assert bob.collector.records[0]["target_uuid"] == "iso-bob"
+        # uuids are per user: bob's "iso-alice" is his own client, and alice's stays hers, untouched
+        mine = tool_json(await bob.call_tool("blender_register_client", {"client_uuid": "iso-alice", "client_type": "llm"}))
+        assert mine["status"] == "registered" and mine["took_over"] is False, mine
+        res = await send(bob, target_uuid="iso-alice", from_uuid="iso-bob", payload={"x": 4})
+        assert res["status"] == "sent", res
+        await bob.collector.wait_for(2)
+        assert bob.collector.records[1]["target_uuid"] == "iso-alice"
+        await asyncio.sleep(0.3)
+        assert alice.collector.records == []
+        theirs = tool_json(await alice.call_tool("blender_list_available_clients", {}))
+        [own] = [c for c in theirs["persistent"] + theirs["ephemeral"] if c["uuid"] == "iso-alice"]
+        assert own["online"] and own["client_type"] == "blender"
 
 
 async def test_priorities_and_level_filtering(server):
@@ -117,17 +125,28 @@ async def test_job_update_routes_to_originator_and_falls_back_to_broadcast(serve
         assert bad["error"] == "invalid_arguments"
 
 
-async def test_job_update_on_another_users_job_is_refused(server):
+async def test_job_ids_are_per_user(server):
+    """The same job id on two buses is two jobs: each update reaches its own user's originator only."""
     base = server.url
     async with (bus_client(base, username="alice", password="alice-pw", uuid="xa-llm") as alice,
                 bus_client(base, username="bob", password="bob-pw", uuid="xb-llm") as bob):
-        await send(alice, target_uuid="xa-llm", from_uuid="xa-llm",
-                   payload={"message_type": "job_dispatch", "job_id": "alice-job", "script": ""})
-        res = tool_json(await bob.call_tool("blender_job_update", {"job_id": "alice-job", "status": "completed"}))
-        assert res["error"] == "forbidden"
-        clash = await send(bob, target_uuid="xb-llm", from_uuid="xb-llm",
-                           payload={"message_type": "job_dispatch", "job_id": "alice-job", "script": ""})
-        assert clash["error"] == "job_id_taken"
+        for who, uuid in ((alice, "xa-llm"), (bob, "xb-llm")):
+            sent = await send(who, target_uuid=uuid, from_uuid=uuid,
+                              payload={"message_type": "job_dispatch", "job_id": "shared-job", "script": ""})
+            assert sent["status"] == "sent", sent
+        await alice.collector.wait_for(1)
+        await bob.collector.wait_for(1)
+        res = tool_json(await bob.call_tool("blender_job_update", {"job_id": "shared-job", "status": "completed",
+                                                                   "result": "bob's"}))
+        assert res["routing"] == {"type": "direct", "target_uuid": "xb-llm"}, res
+        res = tool_json(await alice.call_tool("blender_job_update", {"job_id": "shared-job", "status": "error",
+                                                                     "error": "alice's"}))
+        assert res["routing"] == {"type": "direct", "target_uuid": "xa-llm"}, res
+        [_, bobs] = await bob.collector.wait_for(2)
+        [_, alices] = await alice.collector.wait_for(2)
+        assert bobs["payload"]["result"] == "bob's" and alices["payload"]["error"] == "alice's"
+        await asyncio.sleep(0.3)
+        assert len(alice.collector.records) == 2 and len(bob.collector.records) == 2
 
 
 async def test_job_updates_batch_applies_in_order_with_one_answer_each(server):
@@ -150,10 +169,13 @@ async def test_job_updates_batch_applies_in_order_with_one_answer_each(server):
         replies = await llm.collector.wait_for(3)
         assert [(r["payload"]["job_id"], r["payload"]["status"]) for r in replies] == [
             ("jb-1", "running"), ("jb-2", "completed"), ("jb-1", "completed")]
-        # another user's job, inside a batch, is refused like a single update
+        # another user's job id, inside a batch, is unknown on bob's bus: it never reaches alice's originator
         stolen = tool_json(await bob.call_tool("blender_job_updates", {"updates": [
-            {"job_id": "jb-1", "status": "error"}]}))
-        assert stolen["results"][0]["error"] == "forbidden"
+            {"job_id": "jb-1", "status": "error", "from_uuid": "jb-bob"}]}))
+        assert stolen["results"][0]["routing"] == {"type": "broadcast"}
+        assert stolen["results"][0]["recipients"] == []
+        await asyncio.sleep(0.3)
+        assert len(llm.collector.records) == 3
         too_many = await bob.call_tool("blender_job_updates", {"updates": [{"job_id": "x", "status": "running"}] * 257},
                                        raise_on_error=False)
         assert too_many.is_error and "Traceback" not in too_many.content[0].text

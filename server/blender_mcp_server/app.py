@@ -53,7 +53,7 @@ def build_server(settings: Settings) -> Server:
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else load_or_create_secret(settings.data_dir)
     tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
     registry = Registry(max_clients_per_user=settings.max_clients_per_user, outbox_max=settings.outbox_max,
-                        send_timeout=settings.send_timeout)
+                        outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout, store=store)
     jobs = Jobs(store)
     bus = Bus(settings, registry, jobs)
     http_app_ref: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from blender_mcp_addon.protocol import (
     JOB_UPDATE_PRIORITY,
     BusRecord,
     CancelJob,
+    CommandDispatch,
     JobUpdate,
     PayloadError,
     Priority,
@@ -32,12 +33,13 @@ from blender_mcp_addon.protocol import (
     parse_payload,
     parse_priority,
 )
+from blender_mcp_addon.protocol.catalog import CATALOG
 from blender_mcp_addon.protocol.versions import incompatibility, parse_client_versions, server_versions
 
 from . import __version__
 from .config import Settings
 from .forwarder import OutboxFull, session_level
-from .jobs import JobError, Jobs
+from .jobs import Jobs
 from .registry import ClientEntry, Registry, RegistryError
 from .router import choose_routing, resolve
 from .sse_writer import SharedRecord
@@ -45,6 +47,7 @@ from .throttle import WindowCounter
 
 log = logging.getLogger(__name__)
 _MAX_ID = 200
+_RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing), in bytes, for the byte bounds
 MAX_CAPABILITIES = 64  # per client, each a short id like the other names
 
 
@@ -96,6 +99,10 @@ class Bus:
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        restored = self.registry.restore(offline_max_records=self.settings.offline_max_records,
+                                         offline_max_bytes=self.settings.offline_max_bytes)
+        if restored:
+            log.info("restored %d records queued for offline persistent clients", restored)
         self._tasks = [loop.create_task(self._sweep_loop(), name="bus-sweep"),
                        loop.create_task(self._ping_loop(), name="bus-ping")]
 
@@ -104,6 +111,7 @@ class Bus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(e.outbox.close() for e in self.registry.all_entries()), return_exceptions=True)
+        self.registry.flush_delivered()
 
     def request_shutdown(self, then: Callable[[], None], grace: float = 0.5) -> bool:
         """From a signal handler: end every waiting dispatch with a definite status, then call `then`.
@@ -124,24 +132,39 @@ class Bus:
 
     def _begin_shutdown(self) -> None:
         self.shutting_down = True
-        for job_id in self.jobs.waiting():
-            job = self.jobs.row(job_id)
-            target = self.registry.get(job.user_id, job.target_uuid) if job and job.target_uuid else None
+        for user_id, job_id in self.jobs.waiting():
+            job = self.jobs.get(user_id, job_id)
+            target = self.registry.get(user_id, job.target_uuid) if job and job.target_uuid else None
             if target is not None:
-                self._request_cancel(job.user_id, job_id, target, "the bus server is shutting down")
-            self.jobs.set_status(job_id, "cancelled")
-            self.jobs.offer(job_id, {"job_id": job_id, "status": "cancelled",
-                                     "error": "the bus server is shutting down; the job was cancelled"})
+                self._request_cancel(user_id, job_id, target, "the bus server is shutting down")
+            self.jobs.set_status(user_id, job_id, "cancelled")
+            self.jobs.offer(user_id, job_id, {"job_id": job_id, "status": "cancelled",
+                                              "error": "the bus server is shutting down; the job was cancelled"})
 
     async def _sweep_loop(self) -> None:
+        next_prune = 0.0
         while True:
             await asyncio.sleep(0.5)
             try:
                 self.registry.sweep(offline_max_age=self.settings.offline_max_age,
                                     parked_max_age=self.settings.parked_max_age,
                                     persistent_max_offline=self.settings.persistent_max_offline)
+                self.registry.flush_delivered()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.settings.prune_interval
+                    self.prune()
             except Exception:  # the sweeper must outlive any one bad entry
                 log.exception("registry sweep failed")
+
+    def prune(self) -> dict[str, int]:
+        """Old jobs, expired tokens and over-age queued records leave the store (every prune_interval)."""
+        if self.registry.store is None:
+            return {}
+        pruned = self.registry.store.prune(now=time.time(), job_retention=self.settings.job_retention,
+                                           offline_max_age=self.settings.offline_max_age)
+        if any(pruned.values()):
+            log.info("pruned the store: %s", pruned)
+        return pruned
 
     async def _ping_loop(self) -> None:
         """Find targets whose socket is open but which no longer answer (a frozen or cut-off client).
@@ -242,36 +265,48 @@ class Bus:
                 "queued": len(entry.outbox), "server_time": time.time()}
 
     # -- messages -------------------------------------------------------------------------------------
-    def check_payload(self, payload: Any) -> dict[str, Any] | None:
-        """A caller's payload: a JSON object within the size cap that parses as its message_type."""
-        if bad := self.check_size(payload):
-            return bad
+    def check_payload(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
+        """A caller's payload: a JSON object within the size cap that parses as its message_type, and a
+        `command_dispatch` of a catalog command whose params the catalog accepts (as Style A checks
+        them). Returns (its size in bytes, the error to answer or None)."""
+        size, bad = self.measure(payload)
+        if bad:
+            return size, bad
         try:
-            parse_payload(payload)
+            parsed = parse_payload(payload)
         except PayloadError as exc:
-            return error("invalid_payload", str(exc))
-        return None
+            return size, error("invalid_payload", str(exc))
+        if isinstance(parsed, CommandDispatch) and (spec := CATALOG.get(parsed.command)) is not None:
+            try:
+                spec.validate(parsed.params)
+            except ValueError as exc:
+                return size, error("invalid_arguments", f"params of {parsed.command}: {exc}", command=parsed.command)
+        return size, None
 
     def check_size(self, payload: Any) -> dict[str, Any] | None:
         """Only the size cap: for payloads the server just dumped from a validated model (a job update,
         a dispatch), which parsing again would only repeat on every job."""
+        return self.measure(payload)[1]
+
+    def measure(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
+        """(the payload's JSON size in bytes, the error if it is too deep or too large)."""
         if not isinstance(payload, dict):
-            return error("invalid_payload", "payload must be a JSON object")
+            return 0, error("invalid_payload", "payload must be a JSON object")
         if _depth_over(payload, self.settings.max_payload_depth):
             # fastmcp clients and the extension refuse records this deep ("recursion limit exceeded"): a
             # record no one can read must not be reported sent.
-            return error("invalid_payload", f"payload nests deeper than {self.settings.max_payload_depth} levels",
-                         limit=self.settings.max_payload_depth)
+            return 0, error("invalid_payload", f"payload nests deeper than {self.settings.max_payload_depth} levels",
+                            limit=self.settings.max_payload_depth)
         try:
             size = len(json.dumps(payload, separators=(",", ":")).encode())
         except (TypeError, ValueError) as exc:
-            return error("invalid_payload", f"payload is not JSON-serialisable: {exc}")
+            return 0, error("invalid_payload", f"payload is not JSON-serialisable: {exc}")
         if size > self.settings.max_payload_bytes:
-            return error("payload_too_large",
-                         f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes} bytes. "
-                         "Send large data (images, files) by reference or in chunks.",
-                         limit=self.settings.max_payload_bytes, size=size)
-        return None
+            return size, error("payload_too_large",
+                               f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes} bytes. "
+                               "Send large data (images, files) by reference or in chunks.",
+                               limit=self.settings.max_payload_bytes, size=size)
+        return size, None
 
     def check_rate(self, caller: Caller) -> dict[str, Any] | None:
         if self._rate.hit(caller.user_id):
@@ -289,7 +324,8 @@ class Bus:
                             (client_type, "client_type")):
             if bad := _bad_id(value, name, required=False):
                 return bad
-        if bad := self.check_payload(payload) or self.check_rate(caller):
+        size, bad = self.check_payload(payload)
+        if bad := bad or self.check_rate(caller):
             return bad
         self.registry.touch_session(caller.session_id)
         routing = choose_routing(target_uuid, group_id, client_type)
@@ -299,23 +335,30 @@ class Bus:
             return error(exc.status, str(exc), routing=routing.wire())
         job_id = payload.get("job_id") if isinstance(payload.get("job_id"), str) else None
         if job_id and payload.get("message_type") not in ("job_update", "cancel_job") and payload.get("kind") != "job_update":
-            try:
-                self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
-                                 command=payload.get("command") or payload.get("message_type"))
-            except JobError as exc:
-                return error(exc.status, str(exc))
-        return self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid, job_id=job_id)
+            self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
+                             command=payload.get("command") or payload.get("message_type"))
+        return self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid, job_id=job_id,
+                            size=size)
 
     def deliver(self, user_id: str, recipients: list[ClientEntry], routing: Routing, payload: dict[str, Any],
                 prio: Priority, *, from_uuid: str | None, job_id: str | None,
-                message_id: str | None = None) -> dict[str, Any]:
-        """Stamp one record per recipient and put it in that recipient's outbox."""
+                message_id: str | None = None, size: int | None = None) -> dict[str, Any]:
+        """Stamp one record per recipient and put it in that recipient's outbox (`size`: the payload's
+        JSON bytes when the caller measured it; the outboxes' byte bounds count it)."""
         base = BusRecord(user_id=user_id, from_uuid=from_uuid, routing=routing, payload=payload, job_id=job_id,
                          message_id=message_id or new_id("msg"), priority=int(prio)).wire()
         shared = SharedRecord(base)
+        record_size = (len(json.dumps(payload, separators=(",", ":"))) if size is None else size) + _RECORD_OVERHEAD
         delivery: dict[str, str] = {}
+        to_store: list[tuple[Any, dict[str, Any], str]] = []
         for entry in recipients:
-            delivery[entry.uuid] = self._put(entry, prio, dict(base, target_uuid=entry.uuid), shared)
+            data = dict(base, target_uuid=entry.uuid)
+            state, item = self._put(entry, prio, data, shared, record_size)
+            delivery[entry.uuid] = state
+            if state == "queued" and entry.is_persistent and self.registry.store is not None:
+                to_store.append((item, data, entry.uuid))
+        if to_store:
+            self._keep_queued(user_id, prio, to_store)
         states = set(delivery.values())
         if not recipients:
             status = "no_recipients"
@@ -331,17 +374,29 @@ class Bus:
         return {"status": status, "message_id": base["message_id"], "routing": routing.wire(),
                 "recipients": list(delivery), "delivery": delivery, "priority": prio.level}
 
-    def _put(self, entry: ClientEntry, prio: Priority, data: dict[str, Any], shared: SharedRecord) -> str:
+    def _put(self, entry: ClientEntry, prio: Priority, data: dict[str, Any], shared: SharedRecord,
+             size: int) -> tuple[str, Any]:
+        """(delivery state, the outbox item when one was queued)."""
         try:
             if entry.online:
                 if prio > session_level(entry.session):
-                    return "filtered"
-                entry.outbox.put(prio, data, shared=shared)
-                return "sent"
-            entry.outbox.put(prio, data, bound=self.settings.offline_max_records, shared=shared)
-            return "queued"
+                    return "filtered", None
+                return "sent", entry.outbox.put(prio, data, shared=shared, size=size)
+            return "queued", entry.outbox.put(prio, data, bound=self.settings.offline_max_records,
+                                              max_bytes=self.settings.offline_max_bytes, shared=shared, size=size)
         except OutboxFull:
-            return "outbox_full"
+            return "outbox_full", None
+
+    def _keep_queued(self, user_id: str, prio: Priority, queued: list[tuple[Any, dict[str, Any], str]]) -> None:
+        """Write the records just queued for offline persistent clients to the store, in one transaction:
+        "queued" means kept, across a restart of the server."""
+        store = self.registry.store
+        assert store is not None
+        now = time.time()
+        ids = store.add_offline_records([(user_id, uuid, int(prio), now, json.dumps(data, separators=(",", ":")))
+                                         for _item, data, uuid in queued])
+        for (item, _data, _uuid), stored_id in zip(queued, ids, strict=True):
+            item.stored_id = stored_id
 
     # -- jobs -----------------------------------------------------------------------------------------
     def job_update(self, caller: Caller, *, job_id: str, status: str, result: Any = None, error_text: str = "",
@@ -363,13 +418,11 @@ class Bus:
         if bad := self.check_size(payload):
             return bad
         self.registry.touch_session(caller.session_id)
-        job = self.jobs.row(job_id)  # one read: ownership and routing both come from it
-        if job is not None and job.user_id != caller.user_id:
-            return error("forbidden", f"job {job_id!r} is not a job on your bus")
+        job = self.jobs.get(caller.user_id, job_id)
         if job is not None:
             payload.setdefault("command", job.command)
-            self.jobs.set_status(job_id, status)
-        if self.jobs.offer(job_id, payload):
+            self.jobs.set_status(caller.user_id, job_id, status)
+        if self.jobs.offer(caller.user_id, job_id, payload):
             return {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
         if job is None:
             # The spec's fallback, only for jobs the store never knew.
@@ -411,7 +464,7 @@ class Bus:
             return {"status": job.status, "job_id": job_id, "message": "the job had already finished"}
         target = entry or (self.registry.get(caller.user_id, job.target_uuid) if job.target_uuid else None)
         if target is None:
-            self.jobs.set_status(job_id, "cancelled")
+            self.jobs.set_status(caller.user_id, job_id, "cancelled")
             return {"status": "cancelled", "job_id": job_id, "message": "its target is gone; marked cancelled"}
         self._request_cancel(caller.user_id, job_id, target, reason)
         return {"status": "cancel_requested", "job_id": job_id, "target_uuid": target.uuid}

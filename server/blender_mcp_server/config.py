@@ -39,9 +39,12 @@ class Settings(BaseSettings):
     login_delay_max: float = 2.0
     password_hashes_at_once: int = 2
 
-    # Delivery: each target's outbox and liveness.
+    # Delivery: each target's outbox and liveness. Records queued for an offline persistent client are
+    # kept in the store, so they survive a restart of the server.
     outbox_max: int = 10_000
+    outbox_max_bytes: int = 64 * 1024 * 1024
     offline_max_records: int = 1000
+    offline_max_bytes: int = 16 * 1024 * 1024
     offline_max_age: float = 3600.0
     persistent_max_offline: float = 30 * 24 * 3600.0  # a persistent client offline this long leaves the listing
     # Job updates for an originator that is not registered (its caller left, the server restarted): held
@@ -50,6 +53,9 @@ class Settings(BaseSettings):
     parked_max_bytes: int = 16 * 1024 * 1024
     parked_max_age: float = 3600.0
     job_updates_per_minute: int = 60_000
+    # Housekeeping: jobs untouched this long leave the store, with expired tokens, every prune_interval.
+    job_retention: float = 7 * 24 * 3600.0
+    prune_interval: float = 3600.0
     send_timeout: float = 5.0
     ping_interval: float = 10.0
     ping_timeout: float = 5.0

@@ -70,7 +70,7 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
     if bad := bus.check_size(payload):
         return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
     bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
-    updates = bus.jobs.wait_for(job_id)
+    updates = bus.jobs.wait_for(caller.user_id, job_id)
     try:
         sent = bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
                            DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id)
@@ -78,7 +78,7 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
             return dispatch_answer("error", command, entry.uuid, job_id, error=sent["message"])
         return await _wait(bus, caller, entry, command, job_id, updates, timeout, progress)
     finally:
-        bus.jobs.stop_waiting(job_id)
+        bus.jobs.stop_waiting(caller.user_id, job_id)
 
 
 async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_id: str,
@@ -102,7 +102,7 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
             current = bus.registry.get(caller.user_id, entry.uuid)
             if current is None or (not current.online and current.offline_since
                                    and time.time() - current.offline_since > TARGET_LOST_AFTER):
-                bus.jobs.set_status(job_id, "error")
+                bus.jobs.set_status(caller.user_id, job_id, "error")
                 return dispatch_answer("target_lost", command, entry.uuid, job_id,
                                        error=f"{entry.uuid} went offline while running the job "
                                              f"({current.offline_reason if current else 'unregistered'})",

@@ -57,18 +57,27 @@ class _Item:
     enqueued: float = field(compare=False)
     data: dict[str, Any] = field(compare=False)
     shared: SharedRecord = field(compare=False)
+    size: int = field(compare=False, default=0)
+    stored_id: int | None = field(compare=False, default=None)  # its copy in the store, for an offline client
 
 
 class Outbox:
-    """A priority heap of records for one client, drained by one sender task while the client is online."""
+    """A priority heap of records for one client, drained by one sender task while the client is online.
+
+    Bounded by count and by bytes (the records' JSON), so a frozen client costs the server at most
+    `max_bytes`, however large the records sent to it."""
 
     def __init__(self, uuid: str, *, max_records: int, send_timeout: float,
-                 on_stall: Callable[[str, str], None]):
+                 on_stall: Callable[[str, str], None], max_bytes: int = 64 * 1024 * 1024,
+                 on_done: Callable[[int], None] | None = None):
         self.uuid = uuid
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.send_timeout = send_timeout
         self._on_stall = on_stall
+        self._on_done = on_done  # called with the stored_id of each stored record once it is sent or filtered
         self._heap: list[_Item] = []
+        self.bytes = 0
         self._wake = asyncio.Event()
         self._session: Any = None
         self._writer: StreamWriter | None = None
@@ -77,23 +86,42 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def put(self, priority: Priority, data: dict[str, Any], *, bound: int | None = None,
-            shared: SharedRecord | None = None) -> None:
-        """Queue `data` (`shared`: its encoding, common to the record's other recipients; else its own)."""
+    def put(self, priority: int, data: dict[str, Any], *, bound: int | None = None, max_bytes: int | None = None,
+            size: int = 0, shared: SharedRecord | None = None, stored_id: int | None = None,
+            enqueued: float | None = None) -> _Item:
+        """Queue `data`, whose JSON is `size` bytes (`shared`: its encoding, common to the record's other
+        recipients; else its own). `bound` / `max_bytes` lower the outbox's own limits for this put (an
+        offline client's). Raises `OutboxFull` past either limit."""
         limit = self.max_records if bound is None else min(bound, self.max_records)
+        byte_limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
         if len(self._heap) >= limit:
             raise OutboxFull(f"outbox of {self.uuid} holds {len(self._heap)} records (limit {limit})")
-        heapq.heappush(self._heap, _Item(int(priority), next(_seq), time.time(), data, shared or SharedRecord(data)))
+        if self.bytes + size > byte_limit:
+            raise OutboxFull(f"outbox of {self.uuid} holds {self.bytes} bytes; this record of {size} bytes would "
+                             f"pass the limit of {byte_limit} bytes")
+        item = _Item(int(priority), next(_seq), enqueued or time.time(), data, shared or SharedRecord(data), size,
+                     stored_id)
+        heapq.heappush(self._heap, item)
+        self.bytes += size
         self._wake.set()
+        return item
 
     def drop_older_than(self, max_age: float) -> int:
         cutoff = time.time() - max_age
         keep = [i for i in self._heap if i.enqueued >= cutoff]
         dropped = len(self._heap) - len(keep)
         if dropped:
+            for item in self._heap:
+                if item.enqueued < cutoff:
+                    self._done(item)
             heapq.heapify(keep)
             self._heap = keep
+            self.bytes = sum(i.size for i in keep)
         return dropped
+
+    def _done(self, item: _Item) -> None:
+        if item.stored_id is not None and self._on_done is not None:
+            self._on_done(item.stored_id)
 
     def attach(self, session: Any, writer: StreamWriter | None = None) -> None:
         """Start (or resume) sending to this session: onto its GET stream's `writer` when there is one."""
@@ -134,8 +162,10 @@ class Outbox:
                 async with asyncio.timeout(self.send_timeout) as deadline:
                     while self._heap and self._session is session and self._writer is writer:
                         item = heapq.heappop(self._heap)
+                        self.bytes -= item.size
                         level = Priority(item.priority)
                         if level > session_level(session):
+                            self._done(item)
                             continue
                         try:
                             if writer is not None:
@@ -144,7 +174,9 @@ class Outbox:
                                 await session.send_log_message(level.level, item.data, logger=MESSAGE_BUS_LOGGER)
                         except BaseException:
                             heapq.heappush(self._heap, item)  # resent after the client comes back; receivers dedupe
+                            self.bytes += item.size
                             raise
+                        self._done(item)
                         # Push the deadline back only when less than one timeout is left, to 1.5 timeouts:
                         # every send still gets at least `send_timeout`, without a timer change per record.
                         now = loop.time()

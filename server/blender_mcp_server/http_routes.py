@@ -91,21 +91,24 @@ class AuthRoutes:
             return _err(400, "invalid_request", 'send JSON {"refresh_token": "..."}')
         return JSONResponse({"revoked": self.tokens.revoke_refresh(body["refresh_token"])})
 
-    def _bearer_user(self, request: Request) -> int | JSONResponse:
+    def _bearer(self, request: Request) -> dict[str, Any] | JSONResponse:
+        """The verified claims of the request's bearer token, or the 401 to answer."""
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return _err(401, "unauthorized", "send Authorization: Bearer <access token>")
         try:
-            claims = self.tokens.verify_bearer(header[7:].strip())
+            return self.tokens.verify_bearer(header[7:].strip())
         except TokenError as exc:
             return _err(401, "invalid_token", str(exc))
-        return int(claims["sub"])
 
     async def api_tokens(self, request: Request) -> JSONResponse:
-        """GET: list your API tokens; POST {name, ttl_days?}: mint one (the panel's "copy config" button)."""
-        user_id = self._bearer_user(request)
-        if isinstance(user_id, JSONResponse):
-            return user_id
+        """GET: list your API tokens; POST {name, ttl_days?}: mint one (the panel's "copy config" button).
+
+        A token minted with an API token expires no later than it and is revoked with it."""
+        claims = self._bearer(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        user_id = int(claims["sub"])
         if request.method == "GET":
             return JSONResponse({"tokens": self.store.list_api_tokens(user_id)})
         body = await _json_body(request) or {}
@@ -117,14 +120,15 @@ class AuthRoutes:
         user = self.store.get_user(user_id)
         if user is None:
             return _err(401, "invalid_token", "user no longer exists")
-        issued = self.tokens.issue_api_token(user, name, int(ttl_days * 86400) if ttl_days else None)
+        issued = self.tokens.issue_api_token(user, name, int(ttl_days * 86400) if ttl_days else None,
+                                             minted_with=claims)
         return JSONResponse({"token": issued.token, "jti": issued.jti, "expires": issued.expires, "name": name})
 
     async def revoke_api_token(self, request: Request) -> JSONResponse:
-        user_id = self._bearer_user(request)
-        if isinstance(user_id, JSONResponse):
-            return user_id
-        ok = self.store.revoke_api_token(request.path_params["jti"], user_id)
+        claims = self._bearer(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        ok = self.store.revoke_api_token(request.path_params["jti"], int(claims["sub"]))
         self.tokens.forget()
         return JSONResponse({"revoked": ok}, status_code=200 if ok else 404)
 

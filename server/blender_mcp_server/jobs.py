@@ -3,6 +3,9 @@
 The originator of a job is recorded when a payload carrying a `job_id` is sent;
 `blender_job_update` routes back to it (spec: routing-modes, job-update
 routing). Style A dispatch tools wait in-process on a queue of updates.
+
+Job ids are per user, like client uuids: two users may use the same id, and
+neither can learn that the other did.
 """
 
 from __future__ import annotations
@@ -13,54 +16,40 @@ from typing import Any
 
 from .store import JobRow, Store
 
-
-class JobError(Exception):
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status = status
+JobKey = tuple[str, str]  # (user_id, job_id)
 
 
 class Jobs:
     def __init__(self, store: Store):
         self._store = store
-        self._waiters: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._waiters: dict[JobKey, asyncio.Queue[dict[str, Any]]] = {}
 
     def record(self, user_id: str, job_id: str, *, originator: str | None, target: str | None,
                command: str | None) -> None:
-        existing = self._store.get_job(job_id)
-        if existing is not None and existing.user_id != user_id:
-            # Job ids are global keys; never let one user overwrite or learn about another's job.
-            raise JobError("job_id_taken", f"job_id {job_id!r} is already in use; pick another")
         now = time.time()
         self._store.put_job(JobRow(job_id, user_id, originator, target, command, "queued", now, now))
 
     def get(self, user_id: str, job_id: str) -> JobRow | None:
-        """The job, if it is this user's; another user's job looks exactly like an unknown one."""
-        row = self._store.get_job(job_id)
-        return row if row is not None and row.user_id == user_id else None
+        return self._store.get_job(user_id, job_id)
 
-    def row(self, job_id: str) -> JobRow | None:
-        """The job whoever owns it: for the server's own bookkeeping, never for answering a caller."""
-        return self._store.get_job(job_id)
-
-    def set_status(self, job_id: str, status: str) -> None:
-        self._store.set_job_status(job_id, status)
+    def set_status(self, user_id: str, job_id: str, status: str) -> None:
+        self._store.set_job_status(user_id, job_id, status)
 
     # -- in-process waiters (Style A) -----------------------------------------------------------------
-    def wait_for(self, job_id: str) -> asyncio.Queue[dict[str, Any]]:
+    def wait_for(self, user_id: str, job_id: str) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._waiters[job_id] = queue
+        self._waiters[(user_id, job_id)] = queue
         return queue
 
-    def stop_waiting(self, job_id: str) -> None:
-        self._waiters.pop(job_id, None)
+    def stop_waiting(self, user_id: str, job_id: str) -> None:
+        self._waiters.pop((user_id, job_id), None)
 
-    def offer(self, job_id: str, update: dict[str, Any]) -> bool:
-        queue = self._waiters.get(job_id)
+    def offer(self, user_id: str, job_id: str, update: dict[str, Any]) -> bool:
+        queue = self._waiters.get((user_id, job_id))
         if queue is None:
             return False
         queue.put_nowait(update)
         return True
 
-    def waiting(self) -> list[str]:
+    def waiting(self) -> list[JobKey]:
         return list(self._waiters)

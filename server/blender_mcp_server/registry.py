@@ -5,18 +5,25 @@ is open (the stream is what carries bus records; a record sent while it is
 closed is silently dropped by the transport). The stream's open and close are
 observed by `StreamWatch` (an ASGI middleware, see app.py), so a client killed
 with -9 is noticed when its socket closes, not 30 minutes later.
+
+Client uuids are per user: two users' `render-node-01` are two clients, and
+neither can tell that the other exists. Persistent clients, and the records
+queued for them while they are offline, are kept in the store, so "queued"
+survives a restart of the server (`restore`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .forwarder import Outbox
+from .forwarder import Outbox, OutboxFull
 from .sse_writer import StreamWriter
+from .store import PersistentClient, Store
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +62,17 @@ class ClientEntry:
 
 class Registry:
     def __init__(self, *, max_clients_per_user: int, outbox_max: int, send_timeout: float,
-                 ephemeral_grace: float = 3.0):
+                 outbox_max_bytes: int = 64 * 1024 * 1024, ephemeral_grace: float = 3.0,
+                 store: Store | None = None):
         self.max_clients_per_user = max_clients_per_user
         self.outbox_max = outbox_max
+        self.outbox_max_bytes = outbox_max_bytes
         self.send_timeout = send_timeout
         self.ephemeral_grace = ephemeral_grace
+        self.store = store
         self._by_user: dict[str, dict[str, ClientEntry]] = {}
-        self._owner: dict[str, str] = {}
-        self._by_session: dict[str, set[str]] = {}
+        self._by_session: dict[str, dict[str, ClientEntry]] = {}  # a session belongs to one user
+        self._done_stored: list[int] = []  # stored offline records that reached their client, to delete
         self._open_streams: dict[str, int] = {}
         self._writers: dict[str, StreamWriter] = {}  # the newest open GET stream of each session
         # user -> uuid -> [(parked at, priority, record, size)]: bounded per user by park()'s limits
@@ -99,9 +109,6 @@ class Registry:
                  capabilities: list[str], group_id: str | None, label: str | None,
                  session: Any, session_id: str, versions: dict[str, Any] | None = None) -> tuple[ClientEntry, bool]:
         """Bind `client_uuid` to this session; returns the entry and whether it took over an older binding."""
-        owner = self._owner.get(client_uuid)
-        if owner is not None and owner != user_id:
-            raise RegistryError("uuid_taken", f"client_uuid {client_uuid!r} belongs to another user's bus")
         clients = self._by_user.setdefault(user_id, {})
         entry = clients.get(client_uuid)
         if entry is None and len(clients) >= self.max_clients_per_user:
@@ -109,21 +116,23 @@ class Registry:
                                 f"your bus already has {len(clients)} clients (limit {self.max_clients_per_user})")
         took_over = False
         if entry is None:
-            entry = ClientEntry(client_uuid, user_id, client_type, is_persistent, capabilities, group_id, label,
-                                Outbox(client_uuid, max_records=self.outbox_max, send_timeout=self.send_timeout,
-                                       on_stall=self._on_stall))
-            clients[client_uuid] = entry
-            self._owner[client_uuid] = user_id
+            entry = self._new_entry(user_id, client_uuid, client_type, is_persistent, capabilities, group_id, label)
         else:
             took_over = entry.session_id is not None and entry.session_id != session_id
             self._unbind(entry)
+            was_persistent = entry.is_persistent
             entry.client_type, entry.is_persistent, entry.capabilities = client_type, is_persistent, capabilities
             entry.group_id, entry.label = group_id, label
+            if was_persistent and not is_persistent and self.store is not None:
+                self.store.forget_persistent(user_id, client_uuid)
+        if is_persistent and self.store is not None:
+            self.store.put_persistent(PersistentClient(user_id, client_uuid, client_type, capabilities, group_id,
+                                                       label, None))
         entry.versions = versions
         entry.session, entry.session_id = session, session_id
-        self._by_session.setdefault(session_id, set()).add(client_uuid)
-        for _parked_at, priority, data, _size in self._parked.get(user_id, {}).pop(client_uuid, []):
-            entry.outbox.put(priority, data)
+        self._by_session.setdefault(session_id, {})[client_uuid] = entry
+        for parked_at, priority, data, size in self._parked.get(user_id, {}).pop(client_uuid, []):
+            entry.outbox.put(priority, data, size=size, enqueued=parked_at)
         if self.stream_open(session_id):
             self._set_online(entry)
         else:
@@ -131,11 +140,54 @@ class Registry:
             self.mark_offline(entry, "waiting for the client's event stream")
         return entry, took_over
 
+    def _new_entry(self, user_id: str, client_uuid: str, client_type: str, is_persistent: bool,
+                   capabilities: list[str], group_id: str | None, label: str | None) -> ClientEntry:
+        outbox = Outbox(client_uuid, max_records=self.outbox_max, max_bytes=self.outbox_max_bytes,
+                        send_timeout=self.send_timeout,
+                        on_stall=lambda uuid, reason: self._on_stall(user_id, uuid, reason),
+                        on_done=self._done_stored.append)
+        entry = ClientEntry(client_uuid, user_id, client_type, is_persistent, capabilities, group_id, label, outbox)
+        self._by_user.setdefault(user_id, {})[client_uuid] = entry
+        return entry
+
+    def restore(self, *, offline_max_records: int, offline_max_bytes: int) -> int:
+        """Bring back the persistent clients the store kept, offline, each with its queued records (at
+        startup). Returns how many records were restored."""
+        if self.store is None:
+            return 0
+        restored = 0
+        for kept in self.store.persistent_clients():
+            entry = self._new_entry(kept.user_id, kept.uuid, kept.client_type, True, kept.capabilities,
+                                    kept.group_id, kept.label)
+            entry.online, entry.offline_reason = False, "not connected since the server started"
+            entry.offline_since = kept.offline_since or time.time()
+            over = []
+            for stored_id, priority, created, data in self.store.offline_records(kept.user_id, kept.uuid):
+                try:
+                    entry.outbox.put(priority, data, bound=offline_max_records, max_bytes=offline_max_bytes,
+                                     size=len(json.dumps(data, separators=(",", ":"))), stored_id=stored_id,
+                                     enqueued=created)
+                    restored += 1
+                except OutboxFull:
+                    over.append(stored_id)
+            if over:
+                self.store.delete_offline_records(over)
+        return restored
+
+    def flush_delivered(self) -> int:
+        """Delete the stored copies of offline records that have reached their client (batched: called
+        by the bus's sweep; a crash before it only means a repeat, which receivers drop by message_id)."""
+        done, self._done_stored = self._done_stored, []
+        if done and self.store is not None:
+            self.store.delete_offline_records(done)
+        return len(done)
+
     def unregister(self, user_id: str, client_uuid: str) -> ClientEntry | None:
         entry = self._by_user.get(user_id, {}).pop(client_uuid, None)
         if entry is None:
             return None
-        self._owner.pop(client_uuid, None)
+        if entry.is_persistent and self.store is not None:
+            self.store.forget_persistent(user_id, client_uuid)
         self._unbind(entry)
         entry.online = False
         asyncio.get_running_loop().create_task(entry.outbox.close())
@@ -181,6 +233,8 @@ class Registry:
     def mark_offline(self, entry: ClientEntry, reason: str) -> None:
         if entry.online or entry.offline_since is None:
             entry.offline_since = time.time()
+            if entry.is_persistent and self.store is not None:
+                self.store.set_offline_since(entry.user_id, entry.uuid, entry.offline_since)
         entry.online = False
         entry.offline_reason = reason
         entry.outbox.detach()
@@ -195,6 +249,8 @@ class Registry:
         return True
 
     def _set_online(self, entry: ClientEntry) -> None:
+        if entry.offline_since is not None and entry.is_persistent and self.store is not None:
+            self.store.set_offline_since(entry.user_id, entry.uuid, None)
         entry.online = True
         entry.missed_pings = 0
         entry.offline_reason = None
@@ -202,30 +258,24 @@ class Registry:
         entry.last_seen = time.time()
         entry.outbox.attach(entry.session, self._writers.get(entry.session_id or ""))
 
-    def _by_uuid(self, client_uuid: str) -> ClientEntry | None:
-        """The entry of a uuid whoever owns it (uuids are unique across users)."""
-        user_id = self._owner.get(client_uuid)
-        return self.get(user_id, client_uuid) if user_id else None
-
-    def _on_stall(self, client_uuid: str, reason: str) -> None:
-        entry = self._by_uuid(client_uuid)
+    def _on_stall(self, user_id: str, client_uuid: str, reason: str) -> None:
+        entry = self.get(user_id, client_uuid)
         if entry is not None:
             log.warning("client %s is offline: %s", client_uuid, reason)
             self.mark_offline(entry, reason)
 
     def _unbind(self, entry: ClientEntry) -> None:
         if entry.session_id is not None:
-            uuids = self._by_session.get(entry.session_id)
-            if uuids is not None:
-                uuids.discard(entry.uuid)
-                if not uuids:
+            bound = self._by_session.get(entry.session_id)
+            if bound is not None and bound.get(entry.uuid) is entry:
+                del bound[entry.uuid]
+                if not bound:
                     self._by_session.pop(entry.session_id, None)
         entry.session, entry.session_id = None, None
         entry.outbox.detach()
 
     def _entries_of_session(self, session_id: str) -> list[ClientEntry]:
-        entries = (self._by_uuid(uuid) for uuid in list(self._by_session.get(session_id, ())))
-        return [entry for entry in entries if entry is not None]
+        return list(self._by_session.get(session_id, {}).values())
 
     def sweep(self, *, offline_max_age: float, parked_max_age: float | None = None,
               persistent_max_offline: float | None = None) -> list[ClientEntry]:

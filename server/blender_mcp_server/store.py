@@ -8,6 +8,7 @@ when several replicas serve one bus.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     username TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    token_epoch INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     jti TEXT PRIMARY KEY,
@@ -40,19 +42,57 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     name TEXT NOT NULL,
     created REAL NOT NULL,
     expires REAL NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    parent_jti TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     originator_uuid TEXT,
     target_uuid TEXT,
     command TEXT,
     status TEXT NOT NULL,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    PRIMARY KEY (user_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_by_updated ON jobs(updated);
+CREATE TABLE IF NOT EXISTS persistent_clients (
+    user_id TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    client_type TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    group_id TEXT,
+    label TEXT,
+    offline_since REAL,
+    PRIMARY KEY (user_id, uuid)
+);
+CREATE TABLE IF NOT EXISTS offline_records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offline_records_by_client ON offline_records(user_id, uuid);
+"""
+SCHEMA_VERSION = 2
+
+# A store made by release 0.1.0 (user_version 0) is brought up to SCHEMA_VERSION: job ids and client uuids
+# became per user (the jobs table's key), tokens die with a password change (token_epoch) and with the API
+# token that minted them (parent_jti). The old job rows are copied across once the new table exists.
+_BEFORE_SCHEMA_V2 = """
+ALTER TABLE users ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_tokens ADD COLUMN parent_jti TEXT;
+ALTER TABLE jobs RENAME TO jobs_v1;
+DROP INDEX IF EXISTS jobs_by_status;
+"""
+_AFTER_SCHEMA_V2 = """
+INSERT OR IGNORE INTO jobs SELECT job_id, user_id, originator_uuid, target_uuid, command, status, created, updated
+    FROM jobs_v1;
+DROP TABLE jobs_v1;
 """
 
 _hasher = PasswordHash.recommended()
@@ -88,6 +128,19 @@ class JobRow:
     updated: float
 
 
+@dataclass(frozen=True)
+class PersistentClient:
+    """What the directory keeps of a persistent client across restarts (its session is not kept)."""
+
+    user_id: str
+    uuid: str
+    client_type: str
+    capabilities: list[str]
+    group_id: str | None
+    label: str | None
+    offline_since: float | None
+
+
 class StoreError(Exception):
     pass
 
@@ -106,7 +159,14 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        old = version < 2 and self._db.execute("SELECT 1 FROM sqlite_master WHERE name='users'").fetchone()
+        # One transaction: a migration cut short leaves the old store as it was.
+        self._db.executescript("BEGIN;" + (_BEFORE_SCHEMA_V2 if old else "") + _SCHEMA
+                               + (_AFTER_SCHEMA_V2 if old else "") + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
 
     def close(self) -> None:
         with self._lock:
@@ -120,6 +180,17 @@ class Store:
                 yield cur
             finally:
                 cur.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._cursor() as cur:
@@ -146,8 +217,18 @@ class Store:
             raise StoreError(f"user {username!r} exists") from None
 
     def set_password(self, username: str, password: str) -> None:
-        if not self._run("UPDATE users SET password_hash=? WHERE username=?", (_hasher.hash(password), username)):
-            raise StoreError(f"no user {username!r}")
+        """A new password ends every session of the old one: refresh and API tokens are revoked, and the
+        epoch that access tokens carry moves on (TokenService refuses tokens of an older epoch)."""
+        if not password:
+            raise StoreError("password must not be empty")
+        new_hash = _hasher.hash(password)
+        with self._transaction() as cur:
+            if not cur.execute("UPDATE users SET password_hash=?, token_epoch=token_epoch+1 WHERE username=?",
+                               (new_hash, username)).rowcount:
+                raise StoreError(f"no user {username!r}")
+            (user_id,) = cur.execute("SELECT id FROM users WHERE username=?", (username,)).fetchone()
+            cur.execute("UPDATE refresh_tokens SET revoked=1 WHERE user_id=?", (user_id,))
+            cur.execute("UPDATE api_tokens SET revoked=1 WHERE user_id=?", (user_id,))
 
     def delete_user(self, username: str) -> bool:
         return bool(self._run("DELETE FROM users WHERE username=?", (username,)))
@@ -159,6 +240,11 @@ class Store:
     def get_user(self, user_id: int) -> User | None:
         row = self._one("SELECT id, username FROM users WHERE id=?", (user_id,))
         return User(row[0], row[1]) if row else None
+
+    def token_epoch(self, user_id: int) -> int | None:
+        """The user's current token epoch; None when the user no longer exists."""
+        row = self._one("SELECT token_epoch FROM users WHERE id=?", (user_id,))
+        return int(row[0]) if row else None
 
     def find_user(self, username: str) -> User | None:
         row = self._one("SELECT id, username FROM users WHERE username=?", (username,))
@@ -194,29 +280,36 @@ class Store:
     def revoke_refresh(self, jti: str) -> bool:
         return bool(self._run("UPDATE refresh_tokens SET revoked=1 WHERE jti=?", (jti,)))
 
-    def add_api_token(self, jti: str, user_id: int, name: str, expires: float) -> None:
+    def add_api_token(self, jti: str, user_id: int, name: str, expires: float, parent_jti: str | None = None) -> None:
         self._run(
-            "INSERT INTO api_tokens(jti, user_id, name, created, expires) VALUES (?, ?, ?, ?, ?)",
-            (jti, user_id, name, time.time(), expires),
+            "INSERT INTO api_tokens(jti, user_id, name, created, expires, parent_jti) VALUES (?, ?, ?, ?, ?, ?)",
+            (jti, user_id, name, time.time(), expires, parent_jti),
         )
 
     def api_token_live(self, jti: str) -> bool:
         return self._one("SELECT 1 FROM api_tokens WHERE jti=? AND revoked=0", (jti,)) is not None
 
     def revoke_api_token(self, jti: str, user_id: int | None = None) -> bool:
-        if user_id is None:
-            return bool(self._run("UPDATE api_tokens SET revoked=1 WHERE jti=?", (jti,)))
-        return bool(self._run("UPDATE api_tokens SET revoked=1 WHERE jti=? AND user_id=?", (jti, user_id)))
+        """Revoke an API token and every token minted with it, and with those, and so on."""
+        owner = "" if user_id is None else " AND user_id=?"
+        args: tuple[Any, ...] = (jti,) if user_id is None else (jti, user_id)
+        with self._cursor() as cur:
+            if cur.execute(f"SELECT 1 FROM api_tokens WHERE jti=?{owner}", args).fetchone() is None:
+                return False
+            cur.execute("""WITH RECURSIVE lineage(jti) AS (
+                               SELECT ? UNION SELECT t.jti FROM api_tokens t JOIN lineage l ON t.parent_jti = l.jti)
+                           UPDATE api_tokens SET revoked=1 WHERE jti IN (SELECT jti FROM lineage)""", (jti,))
+            return True
 
     def list_api_tokens(self, user_id: int) -> list[dict[str, Any]]:
         with self._cursor() as cur:
             rows = cur.execute(
-                "SELECT jti, name, created, expires, revoked FROM api_tokens WHERE user_id=? ORDER BY created",
+                "SELECT jti, name, created, expires, revoked, parent_jti FROM api_tokens WHERE user_id=? ORDER BY created",
                 (user_id,),
             ).fetchall()
-        return [dict(zip(("jti", "name", "created", "expires", "revoked"), r, strict=True)) for r in rows]
+        return [dict(zip(("jti", "name", "created", "expires", "revoked", "parent_jti"), r, strict=True)) for r in rows]
 
-    # -- jobs ----------------------------------------------------------------------------------------
+    # -- jobs (keyed per user: two users may pick the same job id) ----------------------------------
     def put_job(self, job: JobRow) -> None:
         self._run(
             "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -224,12 +317,13 @@ class Store:
              job.created, job.updated),
         )
 
-    def get_job(self, job_id: str) -> JobRow | None:
-        row = self._one("SELECT * FROM jobs WHERE job_id=?", (job_id,))
+    def get_job(self, user_id: str, job_id: str) -> JobRow | None:
+        row = self._one("SELECT * FROM jobs WHERE user_id=? AND job_id=?", (user_id, job_id))
         return JobRow(*row) if row else None
 
-    def set_job_status(self, job_id: str, status: str) -> None:
-        self._run("UPDATE jobs SET status=?, updated=? WHERE job_id=?", (status, time.time(), job_id))
+    def set_job_status(self, user_id: str, job_id: str, status: str) -> None:
+        self._run("UPDATE jobs SET status=?, updated=? WHERE user_id=? AND job_id=?",
+                  (status, time.time(), user_id, job_id))
 
     def jobs_in(self, statuses: tuple[str, ...], user_id: str | None = None) -> list[JobRow]:
         marks = ",".join("?" * len(statuses))
@@ -241,6 +335,58 @@ class Store:
         with self._cursor() as cur:
             return [JobRow(*r) for r in cur.execute(sql, args).fetchall()]
 
-    def prune_jobs(self, older_than: float) -> int:
-        return self._run("DELETE FROM jobs WHERE updated<? AND status IN ('completed','error','cancelled')",
-                         (older_than,))
+    def job_count(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM jobs", ())
+        return int(row[0]) if row else 0
+
+    # -- persistent clients and the records queued for them while offline ---------------------------
+    def put_persistent(self, client: PersistentClient) -> None:
+        self._run("INSERT OR REPLACE INTO persistent_clients VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (client.user_id, client.uuid, client.client_type, json.dumps(client.capabilities),
+                   client.group_id, client.label, client.offline_since))
+
+    def set_offline_since(self, user_id: str, uuid: str, offline_since: float | None) -> None:
+        self._run("UPDATE persistent_clients SET offline_since=? WHERE user_id=? AND uuid=?",
+                  (offline_since, user_id, uuid))
+
+    def forget_persistent(self, user_id: str, uuid: str) -> None:
+        """The client left the bus (unregistered, or aged out): its entry and queued records go."""
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM persistent_clients WHERE user_id=? AND uuid=?", (user_id, uuid))
+            cur.execute("DELETE FROM offline_records WHERE user_id=? AND uuid=?", (user_id, uuid))
+
+    def persistent_clients(self) -> list[PersistentClient]:
+        with self._cursor() as cur:
+            rows = cur.execute("SELECT * FROM persistent_clients").fetchall()
+        return [PersistentClient(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def add_offline_records(self, rows: list[tuple[str, str, int, float, str]]) -> list[int]:
+        """Keep (user_id, uuid, priority, created, record JSON) rows; their ids, in order."""
+        with self._transaction() as cur:
+            return [int(cur.execute("INSERT INTO offline_records(user_id, uuid, priority, created, data) "
+                                    "VALUES (?, ?, ?, ?, ?)", row).lastrowid or 0) for row in rows]
+
+    def offline_records(self, user_id: str, uuid: str) -> list[tuple[int, int, float, dict[str, Any]]]:
+        """(id, priority, created, record) of what waits for one client, oldest first."""
+        with self._cursor() as cur:
+            rows = cur.execute("SELECT id, priority, created, data FROM offline_records WHERE user_id=? AND uuid=? "
+                               "ORDER BY id", (user_id, uuid)).fetchall()
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def delete_offline_records(self, ids: list[int]) -> None:
+        with self._transaction() as cur:
+            cur.executemany("DELETE FROM offline_records WHERE id=?", [(i,) for i in ids])
+
+    # -- housekeeping --------------------------------------------------------------------------------
+    def prune(self, *, now: float, job_retention: float, offline_max_age: float) -> dict[str, int]:
+        """Delete what nobody can use any more: jobs untouched for `job_retention` seconds (a job still
+        `queued` or `running` that long has no caller waiting), expired refresh and API tokens, records
+        queued longer than `offline_max_age`. Returns the counts deleted."""
+        with self._transaction() as cur:
+            return {
+                "jobs": cur.execute("DELETE FROM jobs WHERE updated<?", (now - job_retention,)).rowcount,
+                "refresh_tokens": cur.execute("DELETE FROM refresh_tokens WHERE expires<?", (now,)).rowcount,
+                "api_tokens": cur.execute("DELETE FROM api_tokens WHERE expires<?", (now,)).rowcount,
+                "offline_records": cur.execute("DELETE FROM offline_records WHERE created<?",
+                                               (now - offline_max_age,)).rowcount,
+            }

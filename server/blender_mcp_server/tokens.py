@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,8 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.api_ttl = api_ttl
-        self._user_cache: dict[int, tuple[float, bool]] = {}
-        self._api_cache: dict[str, tuple[float, bool]] = {}
+        self._user_cache: dict[int, tuple[float, Any]] = {}
+        self._api_cache: dict[str, tuple[float, Any]] = {}
         # Every /mcp request carries its token; decoding the same JWT again is a measurable share of
         # the server's time (profiled), so a verified token's claims are kept until it expires.
         self._verified: dict[str, dict[str, Any]] = {}
@@ -66,8 +67,9 @@ class TokenService:
     def _mint(self, user: User, typ: str, audience: str, ttl: int) -> Issued:
         now = int(time.time())
         jti = uuid.uuid4().hex
+        # `ep`: the user's token epoch, which a password change moves on, ending every token minted before.
         claims = {"iss": ISSUER, "aud": audience, "sub": str(user.id), "username": user.username,
-                  "typ": typ, "iat": now, "exp": now + ttl, "jti": jti}
+                  "typ": typ, "iat": now, "exp": now + ttl, "jti": jti, "ep": self._store.token_epoch(user.id) or 0}
         return Issued(jwt.encode(claims, self._secret, algorithm=ALGORITHM), jti, float(now + ttl))
 
     def issue_pair(self, user: User) -> dict[str, Any]:
@@ -78,9 +80,18 @@ class TokenService:
         return {"access_token": access.token, "refresh_token": refresh.token, "token_type": "bearer",
                 "expires_in": self.access_ttl, "user": {"id": user.id, "username": user.username}}
 
-    def issue_api_token(self, user: User, name: str, ttl: int | None = None) -> Issued:
-        issued = self._mint(user, "api", ACCESS_AUDIENCE, ttl or self.api_ttl)
-        self._store.add_api_token(issued.jti, user.id, name, issued.expires)
+    def issue_api_token(self, user: User, name: str, ttl: int | None = None,
+                        minted_with: dict[str, Any] | None = None) -> Issued:
+        """A long-lived token. `minted_with`: the claims of the bearer token that asked for it. A token
+        minted with an API token never outlives it and is revoked with it, so a leaked token cannot be
+        laundered into a longer-lived one that survives its revocation."""
+        ttl = ttl or self.api_ttl
+        parent = None
+        if minted_with is not None and minted_with.get("typ") == "api":
+            parent = str(minted_with["jti"])
+            ttl = max(1, min(ttl, int(minted_with["exp"] - time.time())))
+        issued = self._mint(user, "api", ACCESS_AUDIENCE, ttl)
+        self._store.add_api_token(issued.jti, user.id, name, issued.expires, parent_jti=parent)
         return issued
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
@@ -101,9 +112,11 @@ class TokenService:
             self._verified[token] = claims
         if claims.get("typ") not in _BEARER_TYPES:
             raise TokenError("not an access token")
-        if not self._cached(self._user_cache, int(claims["sub"]),
-                            lambda uid: self._store.get_user(uid) is not None):
+        epoch = self._cached(self._user_cache, int(claims["sub"]), self._store.token_epoch)
+        if epoch is None:
             raise TokenError("user no longer exists")
+        if claims.get("ep", 0) != epoch:
+            raise TokenError("token ended by a password change; log in again")
         if claims["typ"] == "api" and not self._cached(self._api_cache, claims["jti"], self._store.api_token_live):
             raise TokenError("API token revoked")
         return claims
@@ -114,7 +127,7 @@ class TokenService:
             raise TokenError("not a refresh token")
         user_id = self._store.use_refresh(claims["jti"])
         user = self._store.get_user(user_id) if user_id is not None else None
-        if user is None:
+        if user is None or claims.get("ep", 0) != self._store.token_epoch(user.id):
             raise TokenError("refresh token revoked or unknown")
         return user
 
@@ -132,16 +145,16 @@ class TokenService:
         self._verified.clear()
 
     @staticmethod
-    def _cached(cache: dict, key: Any, lookup) -> bool:
+    def _cached(cache: dict[Any, tuple[float, Any]], key: Any, lookup: Callable[[Any], Any]) -> Any:
         now = time.monotonic()
         hit = cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        ok = bool(lookup(key))
+        value = lookup(key)
         if len(cache) > 10_000:
             cache.clear()
-        cache[key] = (now + _CACHE_SECONDS, ok)
-        return ok
+        cache[key] = (now + _CACHE_SECONDS, value)
+        return value
 
 
 class BusTokenVerifier(TokenVerifier):
