@@ -260,3 +260,46 @@ async def test_tools_need_a_user_per_call(server):
     async with Client(transport) as client:
         listing = tool_json(await client.call_tool("blender_list_available_clients", {}))
         assert set(listing) == {"persistent", "ephemeral"}
+
+
+def test_a_password_change_ends_every_token_of_the_old_password(server):
+    base = server.url
+    assert server.cli("user", "add", "dave", "--password", "old-pw").returncode == 0
+    pair = login(base, "dave", "old-pw")
+    api = httpx.post(f"{base}/auth/tokens", json={"name": "desk"},
+                     headers={"authorization": f"Bearer {pair['access_token']}"}).json()["token"]
+    assert mcp_status(base, pair["access_token"]) == 200 and mcp_status(base, api) == 200
+    assert server.cli("user", "passwd", "dave", "--password", "new-pw").returncode == 0
+    time.sleep(2.1)  # the verifier trusts a lookup for 2 s
+    assert mcp_status(base, pair["access_token"]) == 401
+    assert mcp_status(base, api) == 401
+    refreshed = httpx.post(f"{base}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refreshed.status_code == 401 and refreshed.json()["error"] == "invalid_token"
+    assert httpx.post(f"{base}/auth/login", json={"username": "dave", "password": "old-pw"}).status_code == 401
+    fresh = login(base, "dave", "new-pw")
+    assert mcp_status(base, fresh["access_token"]) == 200
+    again = httpx.post(f"{base}/auth/refresh", json={"refresh_token": fresh["refresh_token"]})
+    assert again.status_code == 200
+
+
+def test_an_api_token_cannot_mint_a_longer_lived_one_that_outlives_it(server):
+    base = server.url
+    access = login(base)["access_token"]
+    parent = httpx.post(f"{base}/auth/tokens", json={"name": "one day", "ttl_days": 1},
+                        headers={"authorization": f"Bearer {access}"}).json()
+    child = httpx.post(f"{base}/auth/tokens", json={"name": "ten years", "ttl_days": 3650},
+                       headers={"authorization": f"Bearer {parent['token']}"}).json()
+    assert child["expires"] <= parent["expires"]
+    assert jwt.decode(child["token"], options={"verify_signature": False})["exp"] <= parent["expires"]
+    grandchild = httpx.post(f"{base}/auth/tokens", json={"name": "and on"},
+                            headers={"authorization": f"Bearer {child['token']}"}).json()
+    assert mcp_status(base, child["token"]) == 200 and mcp_status(base, grandchild["token"]) == 200
+    listed = httpx.get(f"{base}/auth/tokens", headers={"authorization": f"Bearer {access}"}).json()["tokens"]
+    assert {t["jti"]: t["parent_jti"] for t in listed}[grandchild["jti"]] == child["jti"]
+    revoked = httpx.delete(f"{base}/auth/tokens/{parent['jti']}", headers={"authorization": f"Bearer {access}"})
+    assert revoked.json() == {"revoked": True}
+    time.sleep(2.1)
+    assert mcp_status(base, parent["token"]) == 401
+    assert mcp_status(base, child["token"]) == 401
+    assert mcp_status(base, grandchild["token"]) == 401
+    assert mcp_status(base, access) == 200  # the login that minted the parent is not a token of its line

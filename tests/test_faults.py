@@ -11,16 +11,16 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
+from tests.helpers import ROOT, bus_client, send, start_fresh, tool_json, wait_online
 
 pytestmark = pytest.mark.anyio
 
 
 async def spawn_subscriber(base: str, uuid: str, group: str | None = None, user: str = "demo",
-                           password: str = "demo") -> asyncio.subprocess.Process:
+                           password: str = "demo", persistent: bool = False) -> asyncio.subprocess.Process:
     """A plain fastmcp client registered as a `blender` client, in its own process (so it can be killed)."""
     args = [sys.executable, str(ROOT / "tests/spec_clients/subscriber.py"), base, uuid] + ([group] if group else [])
-    env = {**os.environ, "BUS_USER": user, "BUS_PASSWORD": password}
+    env = {**os.environ, "BUS_USER": user, "BUS_PASSWORD": password, "BUS_PERSISTENT": "1" if persistent else "0"}
     proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert line.strip() == b"ready"
@@ -71,3 +71,35 @@ async def test_frozen_subscriber_never_slows_the_sender_or_its_peers(server):
         finally:
             os.kill(stuck.pid, signal.SIGKILL)
             await stuck.wait()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):  # noqa: SIM115 - a one-shot read
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_frozen_persistent_subscriber_costs_the_server_a_bounded_number_of_bytes(tmp_path):
+    """Flooded with 1 MB records while SIGSTOPped, it holds at most the outbox's byte bound in the server."""
+    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_OUTBOX_MAX_BYTES=str(8 * 1024 * 1024),
+                      BLENDER_MCP_OFFLINE_MAX_BYTES=str(4 * 1024 * 1024))
+    try:
+        async with bus_client(srv.url, uuid="fz-sender") as sender:
+            stuck = await spawn_subscriber(srv.url, "fz-stuck", persistent=True)
+            try:
+                await wait_online(sender, "fz-stuck")
+                os.kill(stuck.pid, signal.SIGSTOP)
+                before = _rss_mb(srv.proc.pid)
+                blob = "x" * 1_000_000
+                answers = [await send(sender, target_uuid="fz-stuck", payload={"n": n, "blob": blob})
+                           for n in range(300)]
+                grew = _rss_mb(srv.proc.pid) - before
+                full = [a for a in answers if a.get("error") == "outbox_full"]
+                assert len(full) > 250 and "bytes" in full[-1]["message"], answers[-1]
+                assert grew < 150, f"the server grew by {grew:.0f} MB for one frozen subscriber"
+            finally:
+                os.kill(stuck.pid, signal.SIGKILL)
+                await stuck.wait()
+    finally:
+        srv.stop()

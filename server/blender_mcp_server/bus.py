@@ -351,11 +351,14 @@ class Bus:
         record_size = (len(json.dumps(payload, separators=(",", ":"))) if size is None else size) + _RECORD_OVERHEAD
         delivery: dict[str, str] = {}
         to_store: list[tuple[Any, dict[str, Any], str]] = []
+        full: OutboxFull | None = None
         for entry in recipients:
             data = dict(base, target_uuid=entry.uuid)
             state, item = self._put(entry, prio, data, shared, record_size)
             delivery[entry.uuid] = state
-            if state == "queued" and entry.is_persistent and self.registry.store is not None:
+            if state == "outbox_full":
+                full = item
+            elif state == "queued" and entry.is_persistent and self.registry.store is not None:
                 to_store.append((item, data, entry.uuid))
         if to_store:
             self._keep_queued(user_id, prio, to_store)
@@ -367,7 +370,7 @@ class Bus:
         elif states == {"queued"}:
             status = "queued"
         elif "outbox_full" in states and len(recipients) == 1:
-            return error("outbox_full", f"the outbox of {recipients[0].uuid} is full; nothing was queued",
+            return error("outbox_full", f"the {full}; nothing was queued",
                          message_id=base["message_id"], routing=routing.wire())
         else:
             status = "partial" if "outbox_full" in states else "sent"
@@ -384,8 +387,8 @@ class Bus:
                 return "sent", entry.outbox.put(prio, data, shared=shared, size=size)
             return "queued", entry.outbox.put(prio, data, bound=self.settings.offline_max_records,
                                               max_bytes=self.settings.offline_max_bytes, shared=shared, size=size)
-        except OutboxFull:
-            return "outbox_full", None
+        except OutboxFull as exc:
+            return "outbox_full", exc
 
     def _keep_queued(self, user_id: str, prio: Priority, queued: list[tuple[Any, dict[str, Any], str]]) -> None:
         """Write the records just queued for offline persistent clients to the store, in one transaction:

@@ -177,7 +177,8 @@ class Registry:
     def flush_delivered(self) -> int:
         """Delete the stored copies of offline records that have reached their client (batched: called
         by the bus's sweep; a crash before it only means a repeat, which receivers drop by message_id)."""
-        done, self._done_stored = self._done_stored, []
+        done = self._done_stored[:]
+        self._done_stored.clear()  # in place: every outbox holds this list's append
         if done and self.store is not None:
             self.store.delete_offline_records(done)
         return len(done)

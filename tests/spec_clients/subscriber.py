@@ -1,7 +1,7 @@
 """A plain fastmcp bus subscriber in its own process, for fault tests.
 
 Usage: python subscriber.py BASE_URL UUID [GROUP]. Prints "ready" once registered, then one line per
-bus record: "<payload.n>" so the parent can count and order them.
+bus record: "<payload.n>" so the parent can count and order them. BUS_PERSISTENT=1 registers it persistent.
 """
 import asyncio
 import json
@@ -30,7 +30,7 @@ async def main() -> None:
     async with Client(transport, message_handler=handler, timeout=60) as client:
         await client.set_logging_level("debug")
         await client.call_tool("blender_register_client", {"client_uuid": UUID, "client_type": "blender",
-                                                           "is_persistent": False, "group_id": GROUP})
+                                                           "is_persistent": os.environ.get("BUS_PERSISTENT") == "1", "group_id": GROUP})
         print("ready", flush=True)
         await asyncio.Event().wait()
 
