@@ -206,3 +206,26 @@ async def test_a_persistent_client_gone_for_long_leaves_the_listing(tmp_path):
             assert listing["persistent"] == []
     finally:
         srv.stop()
+
+
+async def test_style_b_dispatches_are_checked_against_the_catalog_like_style_a(server):
+    async with (bus_client(server.url, uuid="sb-llm") as llm,
+                bus_client(server.url, uuid="sb-blender", client_type="blender") as blender):
+        def dispatch(job_id: str, command: str, params: dict) -> dict:
+            return {"message_type": "command_dispatch", "job_id": job_id, "command": command, "params": params}
+
+        bad = await send(llm, target_uuid="sb-blender", from_uuid="sb-llm",
+                         payload=dispatch("sb-1", "render_image", {"resolution_x": 30000, "resolution_y": 30000}))
+        assert bad["status"] == "error" and bad["error"] == "invalid_arguments", bad
+        assert "resolution_x" in bad["message"] and bad["command"] == "render_image"
+        typo = await send(llm, target_uuid="sb-blender", from_uuid="sb-llm",
+                          payload=dispatch("sb-2", "get_scene_info", {"limt": 5}))
+        assert typo["error"] == "invalid_arguments" and "limt" in typo["message"]
+        ok = await send(llm, target_uuid="sb-blender", from_uuid="sb-llm",
+                        payload=dispatch("sb-3", "render_image", {"resolution_x": 64, "resolution_y": 64}))
+        own = await send(llm, target_uuid="sb-blender", from_uuid="sb-llm",
+                         payload=dispatch("sb-4", "a_command_of_my_own", {"anything": [1, 2]}))
+        assert ok["status"] == "sent" and own["status"] == "sent"  # not the catalog's: for the receiver to judge
+        records = await blender.collector.wait_for(2)
+        await asyncio.sleep(0.3)
+        assert [r["payload"]["job_id"] for r in records] == ["sb-3", "sb-4"]
