@@ -188,6 +188,7 @@ async def test_target_selection_errors(server, worker):
             # a Blender that never answers: timeout, with its heartbeat so the caller can tell busy from gone
             slow = await call(alice, "blender_get_scene_info", {"target_uuid": "fake-bl-1", "_timeout": 1})
             assert slow["status"] == "timeout" and "seconds_since_heartbeat" in slow and slow["job_id"]
+            assert slow["cancel"] == "unconfirmed" and "not confirmed" in slow["error"]  # it never answers
         unknown = await call(alice, "blender_get_scene_info", {"target_uuid": TARGET})  # demo's Blender: not alice's
         assert unknown["status"] == "unknown_target"
         bad = await call(alice, "blender_get_scene_info", {"limit": 0})

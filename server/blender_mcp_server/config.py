@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # Housekeeping: jobs untouched this long leave the store, with expired tokens, every prune_interval.
     job_retention: float = 7 * 24 * 3600.0
     prune_interval: float = 3600.0
+    cancel_ack_timeout: float = 1.0  # how long a timed-out Style A call waits to hear whether its job stopped
     send_timeout: float = 5.0
     ping_interval: float = 10.0
     ping_timeout: float = 5.0

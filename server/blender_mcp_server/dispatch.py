@@ -87,13 +87,7 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
-            return dispatch_answer("timeout", command, entry.uuid, job_id,
-                                   error=f"no answer within {timeout:g} s; the job was cancelled",
-                                   last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
-                                   target_online=entry.online,
-                                   hint="raise _timeout for long work; a recent heartbeat means Blender is busy, an old one "
-                                        "that it is gone")
+            return await _timed_out(bus, caller, entry, command, job_id, updates, timeout)
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the get in a task of its own per wait
             async with asyncio.timeout(min(remaining, 0.5)):
@@ -113,8 +107,54 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
             if progress is not None and (update.get("progress") is not None or update.get("message")):
                 await progress(float(update.get("progress") or 0.0), update.get("message"))
             continue
-        result = update.get("result")
-        if isinstance(result, dict | list):
-            result = json.dumps(result)
-        extra = {"details": update["details"]} if update.get("details") else {}
-        return dispatch_answer(status or "error", command, entry.uuid, job_id, result, update.get("error") or "", **extra)
+        return _answer(command, entry, job_id, update)
+
+
+async def _timed_out(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_id: str,
+                     updates: asyncio.Queue[dict[str, Any]], timeout: float) -> dict[str, Any]:
+    """Cancel the job and say what really happened to it.
+
+    The target's client thread answers a cancel at once, even while its main thread is busy: `cancel`
+    in the update's details is "done" (dropped from its queue, or stopped), "requested" (it stops at its
+    next step) or "not_possible" (a command running on Blender's main thread runs to its end). Without an
+    answer within `cancel_ack_timeout` the cancel is only "unconfirmed". A job that finishes meanwhile
+    answers with its real outcome."""
+    bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
+    outcome, reason = "unconfirmed", ""
+    try:
+        async with asyncio.timeout(bus.settings.cancel_ack_timeout):
+            while True:
+                update = await updates.get()
+                said = (update.get("details") or {}).get("cancel")
+                if update.get("status") in ("completed", "error"):
+                    return _answer(command, entry, job_id, update)
+                if update.get("status") == "cancelled":
+                    outcome = "done"
+                    break
+                if said in ("not_possible", "requested"):
+                    outcome, reason = said, str((update.get("details") or {}).get("reason") or "")
+                    if said == "not_possible":
+                        break
+    except TimeoutError:
+        pass
+    error = {"done": f"no answer within {timeout:g} s; the job was cancelled",
+             "requested": f"no answer within {timeout:g} s; the job stops at its next step",
+             "not_possible": f"no answer within {timeout:g} s, and Blender cannot stop it: {reason}",
+             "unconfirmed": f"no answer within {timeout:g} s; the job was asked to cancel, and {entry.uuid} has "
+                            "not confirmed it"}[outcome]
+    return dispatch_answer("timeout", command, entry.uuid, job_id, error=error, cancel=outcome,
+                           last_heartbeat=entry.last_seen,
+                           seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
+                           target_online=entry.online,
+                           hint="raise _timeout for long work; a recent heartbeat means Blender is busy, an old one "
+                                "that it is gone")
+
+
+def _answer(command: str, entry: ClientEntry, job_id: str, update: dict[str, Any]) -> dict[str, Any]:
+    """The dispatch answer for a job's final update."""
+    result = update.get("result")
+    if isinstance(result, dict | list):
+        result = json.dumps(result)
+    extra = {"details": update["details"]} if update.get("details") else {}
+    return dispatch_answer(update.get("status") or "error", command, entry.uuid, job_id, result,
+                           update.get("error") or "", **extra)
