@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from _common import report, run_bench, start_server
 
+from blender_mcp_addon.protocol.answers import read_answer
 from tests.blender_worker import Worker
 from tests.helpers import bus_client, login, wait_online
 
@@ -38,7 +38,7 @@ async def main(quick: bool) -> None:
                 t0 = time.perf_counter()
                 raw = await client.call_tool("blender_get_scene_info", {"limit": 10})
                 lat.append(time.perf_counter() - t0)
-                assert json.loads(raw.content[0].text)["status"] == "completed"
+                assert read_answer(raw)["status"] == "completed"
             report("dispatch get_scene_info, sequential", lat, n, sum(lat), "jobs/s")
             sem = asyncio.Semaphore(16)
             lat16: list[float] = []

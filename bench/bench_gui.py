@@ -29,6 +29,7 @@ from pathlib import Path
 
 from _common import ROOT, pct, run_bench, start_server
 
+from blender_mcp_addon.protocol.answers import read_answer
 from blender_mcp_addon.runtime.drivers import ACTIVE_SECONDS
 from tests.blender_worker import Worker, extension_zip
 from tests.helpers import bus_client, login, wait_online
@@ -66,7 +67,7 @@ async def round_trips(client, tool: str, args: dict, n: int) -> list[float]:
         t0 = time.perf_counter()
         raw = await client.call_tool(tool, args)
         lat.append(time.perf_counter() - t0)
-        answer = json.loads(raw.content[0].text)
+        answer = read_answer(raw)
         assert answer["status"] == "completed", answer
     return lat
 

@@ -19,6 +19,8 @@ import httpx
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
+from blender_mcp_addon.protocol.answers import read_answer
+
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE_BUS_LOGGER = "_message_bus"
 
@@ -84,8 +86,9 @@ def login(base: str, username: str = "demo", password: str = "demo") -> dict[str
     return r.json()
 
 
-def tool_json(result: Any) -> Any:
-    return json.loads(result.content[0].text)
+def tool_json(result: Any) -> dict[str, Any]:
+    """The JSON answer of a tool call, read as every client of this project reads it."""
+    return read_answer(result)
 
 
 class Collector:

@@ -16,7 +16,7 @@ import pytest
 from blender_mcp_addon.protocol.versions import PROTOCOL_VERSION, RELEASE
 from tests import blenders
 from tests.blender_worker import Worker
-from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
+from tests.helpers import ROOT, bus_client, send, start_fresh, tool_json, wait_online
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 
@@ -201,15 +201,18 @@ async def test_an_idle_worker_sends_only_its_heartbeat(server, tmp_path):
     assert sent.count(b'"tools/call"') == beats, sent.decode(errors="replace")[-2000:]
 
 
-async def test_a_worker_refused_for_good_exits_with_the_reason(server, tmp_path):
-    """A refusal retrying cannot mend (here: the uuid belongs to another user's bus) ends the worker with
+async def test_a_worker_refused_for_good_exits_with_the_reason(tmp_path):
+    """A refusal retrying cannot mend (here: the user's bus is at its client limit) ends the worker with
     exit code 1 and the server's reason in its log, instead of a worker that sits there doing nothing."""
-    async with bus_client(server.url, username="alice", password="alice-pw", uuid="blender-owned-by-alice",
-                          persistent=True):
-        w = Worker(server.url, tmp_path / "user", "blender-owned-by-alice")
-        try:
-            code = await asyncio.to_thread(w.proc.wait, 120)
-        finally:
-            w.stop()
+    srv = start_fresh(tmp_path / "server", BLENDER_MCP_MAX_CLIENTS_PER_USER="1")
+    try:
+        async with bus_client(srv.url, uuid="the-only-client", persistent=True):
+            w = Worker(srv.url, tmp_path / "user", "blender-one-too-many")
+            try:
+                code = await asyncio.to_thread(w.proc.wait, 120)
+            finally:
+                w.stop()
+    finally:
+        srv.stop()
     assert code == 1, w.log()[-3000:]
-    assert "belongs to another user's bus" in w.log()
+    assert "(limit 1)" in w.log()

@@ -230,7 +230,9 @@ async def test_bad_arguments_get_structured_errors(server):
         res = tool_json(await c.call_tool("blender_register_client", {"client_uuid": "", "client_type": "llm"}))
         assert res["error"] == "invalid_arguments"
         res = tool_json(await c.call_tool("blender_unregister_client", {"client_uuid": "nobody"}))
-        assert res["error"] == "unknown_client"
+        assert res["status"] == "error" and res["error"] == "unknown_client"
+        beat = tool_json(await c.call_tool("blender_heartbeat", {"client_uuid": "nobody"}))
+        assert {k: beat[k] for k in ("status", "error")} == {k: res[k] for k in ("status", "error")}  # one shape
         # a wrong type is refused by the tool's schema, as an MCP error, not a crash
         raw = await c.call_tool("blender_send_message", {"payload": "not an object"}, raise_on_error=False)
         assert raw.is_error

@@ -18,6 +18,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
+from blender_mcp_addon.protocol.answers import DISPATCH_KEYS, read_answer
 from tests.blender_worker import Worker
 from tests.fakes.polyhaven import EVIL_ID, HDRI_ID, MODEL_ID, TEXTURE_ID, FakePolyHaven
 from tests.helpers import ROOT, bus_client, login, wait_online
@@ -52,7 +53,7 @@ async def style_a(base: str, username: str = "demo", password: str = "demo", **k
 
 async def call(client: Client, tool: str, args: dict | None = None) -> dict:
     raw = await client.call_tool(tool, args or {})
-    return json.loads(raw.content[0].text)
+    return read_answer(raw)
 
 
 async def completed(client: Client, tool: str, args: dict | None = None) -> Any:
@@ -122,7 +123,7 @@ async def test_render_and_screenshot_return_png_images(server, worker):
     await ready(server)
     async with await style_a(server.url) as client:
         raw = await client.call_tool("blender_render_image", {"resolution_x": 96, "resolution_y": 64, "samples": 2})
-        meta = json.loads(raw.content[0].text)
+        meta = read_answer(raw)
         assert meta["status"] == "completed", meta["error"]
         image = raw.content[1]
         assert image.type == "image" and image.mimeType == "image/png"
@@ -132,7 +133,7 @@ async def test_render_and_screenshot_return_png_images(server, worker):
                                                                  "samples": 1, "max_size": 100})
         assert png_size(base64.b64decode(capped.content[1].data)) == (100, 50)
         shot = await client.call_tool("blender_get_viewport_screenshot", {"max_size": 64})
-        assert json.loads(json.loads(shot.content[0].text)["result"])["source"] == "render"  # headless fallback
+        assert json.loads(read_answer(shot)["result"])["source"] == "render"  # headless fallback
         assert png_size(base64.b64decode(shot.content[1].data)) == (64, 64)
 
 
@@ -181,10 +182,12 @@ async def test_target_selection_errors(server, worker):
     async with await style_a(server.url, "alice", "alice-pw") as alice:
         none = await call(alice, "blender_get_scene_info")
         assert none["status"] == "no_client" and "Login then Connect" in none["hint"]
+        assert set(DISPATCH_KEYS) <= set(none) and none["error"]  # every dispatch answer has the spec's keys
         async with (bus_client(server.url, username="alice", password="alice-pw", uuid="fake-bl-1", client_type="blender"),
                     bus_client(server.url, username="alice", password="alice-pw", uuid="fake-bl-2", client_type="blender")):
             amb = await call(alice, "blender_get_scene_info")
             assert amb["status"] == "ambiguous_target" and amb["candidates"] == ["fake-bl-1", "fake-bl-2"]
+            assert set(DISPATCH_KEYS) <= set(amb) and amb["target_uuid"] is None
             # a Blender that never answers: timeout, with its heartbeat so the caller can tell busy from gone
             slow = await call(alice, "blender_get_scene_info", {"target_uuid": "fake-bl-1", "_timeout": 1})
             assert slow["status"] == "timeout" and "seconds_since_heartbeat" in slow and slow["job_id"]

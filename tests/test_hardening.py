@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+from typing import get_args
 
 import httpx
 import pytest
@@ -13,6 +13,7 @@ from fastmcp.client.transports import StreamableHttpTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from blender_mcp_addon.protocol.answers import DISPATCH_KEYS, DispatchStatus, ErrorCode, read_answer
 from blender_mcp_addon.protocol.catalog import COMMANDS
 from tests.helpers import ServerProcess, bus_client, free_port, login, send, start_fresh, tool_json
 from tests.tcp_proxy import CuttableProxy
@@ -54,6 +55,8 @@ BUS_TOOLS = {
     "blender_cancel_job": ["job_id"],
     "blender_heartbeat": ["client_uuid"],
 }
+DISPATCH_TOOLS = {c.tool_name for c in COMMANDS}
+BUS_ERROR_CODES = {v for k, v in vars(ErrorCode).items() if k.isupper()}
 TOOLS = {**BUS_TOOLS, **{c.tool_name: [p.name for p in c.params] + ["target_uuid", "_timeout"] for c in COMMANDS}}
 
 json_values = st.recursive(
@@ -77,12 +80,16 @@ def test_random_arguments_to_every_tool_get_structured_answers(server):
         async with Client(transport, timeout=30) as client:
             for name, args in calls:
                 result = await client.call_tool(name, args, raise_on_error=False)
-                text = result.content[0].text if result.content else ""
-                if result.is_error:
-                    assert text and "Traceback" not in text, (name, args, text)  # a validation message
+                answer = read_answer(result)
+                if result.is_error:  # the tool's schema refused it: a validation message
+                    assert answer["error"] == ErrorCode.TOOL_ERROR, (name, args, answer)
+                    assert answer["message"] and "Traceback" not in answer["message"], (name, args, answer)
+                elif name in DISPATCH_TOOLS:
+                    assert set(DISPATCH_KEYS) <= set(answer), (name, args, answer)
+                    assert answer["status"] in get_args(DispatchStatus), (name, args, answer)
+                elif answer.get("status") == "error":
+                    assert answer["error"] in BUS_ERROR_CODES and answer["message"], (name, args, answer)
                 else:
-                    answer = json.loads(text)
-                    assert isinstance(answer, dict) and answer, (name, args, answer)
                     assert "status" in answer or {"persistent", "ephemeral"} <= set(answer), (name, args, answer)
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
+
+from blender_mcp_addon.protocol.answers import read_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +25,7 @@ async def test_bridge_with_password(server):
         names = {t.name for t in await client.list_tools()}
         assert {"blender_get_scene_info", "blender_execute_code", "blender_send_message",
                 "blender_download_polyhaven_asset"} <= names
-        listing = json.loads((await client.call_tool("blender_list_available_clients", {})).content[0].text)
+        listing = read_answer(await client.call_tool("blender_list_available_clients", {}))
         assert set(listing) == {"persistent", "ephemeral"}
 
 
@@ -32,7 +33,7 @@ async def test_bridge_with_api_token(server):
     made = server.cli("token", "create", "alice", "--label", "claude desktop")
     token = made.stdout.strip()
     async with Client(bridge(server.url, {"BLENDER_MCP_TOKEN": token})) as client:
-        answer = json.loads((await client.call_tool("blender_get_scene_info", {})).content[0].text)
+        answer = read_answer(await client.call_tool("blender_get_scene_info", {}))
         assert answer["status"] == "no_client"  # alice has no Blender connected: a clear answer, not an error
 
 

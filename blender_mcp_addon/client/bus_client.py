@@ -25,6 +25,7 @@ from typing import Any
 
 from ..asyncio_thread import declare_asyncio_thread
 from ..protocol import priority_from_level
+from ..protocol.answers import PERMANENT_REGISTRATION_ERRORS, ErrorCode, is_error, read_answer
 from ..protocol.versions import PROTOCOL_VERSION, RELEASE, server_incompatibility
 from .auth import AuthError, TokenKeeper
 from .records import bus_record_of
@@ -256,10 +257,10 @@ class BusClient:
             "capabilities": c.capabilities, "group_id": c.group_id or None, "label": c.label or None,
             "versions": c.versions,
         }, raise_on_error=False)
-        answer = json.loads(result.content[0].text) if result.content else {}
+        answer = read_answer(result)
         if answer.get("status") != "registered":
             message = answer.get("message") or str(answer)
-            if answer.get("error") in ("uuid_taken", "invalid_arguments", "too_many_clients", "incompatible_version"):
+            if answer.get("error") in PERMANENT_REGISTRATION_ERRORS:
                 raise _Fatal(message)
             raise _Reconnect(message)
         if why := server_incompatibility(answer):
@@ -318,7 +319,7 @@ class BusClient:
     @staticmethod
     async def _send_batch(client: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result = await client.call_tool("blender_job_updates", {"updates": batch}, raise_on_error=False)
-        answer = json.loads(result.content[0].text) if result.content and not result.is_error else {}
+        answer = read_answer(result)
         if answer.get("status") == "ok":
             return answer.get("results", [])
         # The whole call was refused (one malformed update fails the schema): send them one by one, so
@@ -327,8 +328,7 @@ class BusClient:
         outcomes = []
         for update in batch:
             single = await client.call_tool("blender_job_update", update, raise_on_error=False)
-            outcomes.append(json.loads(single.content[0].text) if single.content and not single.is_error
-                            else {"status": "error", "message": str(single.content)})
+            outcomes.append(read_answer(single))
         return outcomes
 
     def _next_batch(self) -> list[tuple[dict[str, Any], int | None]]:
@@ -347,12 +347,12 @@ class BusClient:
         closed_streak = 0
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            beat = json.loads((await client.call_tool("blender_heartbeat",
-                                                      {"client_uuid": self.config.client_uuid})).content[0].text)
+            beat = read_answer(await client.call_tool("blender_heartbeat", {"client_uuid": self.config.client_uuid},
+                                                      raise_on_error=False))
             status = beat.get("status")
             if status == "replaced":
                 raise _Fatal("another session registered this client uuid")
-            if status == "unknown_client":
+            if is_error(beat, ErrorCode.UNKNOWN_CLIENT) or status == ErrorCode.UNKNOWN_CLIENT:  # the latter: 0.1.0
                 await self._register(client)  # the server restarted or swept us: join again
                 continue
             closed_streak = 0 if beat.get("stream_open") else closed_streak + 1
@@ -361,7 +361,7 @@ class BusClient:
             if not self.config.list_clients:
                 continue
             try:
-                listing = json.loads((await client.call_tool("blender_list_available_clients", {})).content[0].text)
+                listing = read_answer(await client.call_tool("blender_list_available_clients", {}))
                 self.state.clients = listing.get("persistent", []) + listing.get("ephemeral", [])
             except Exception:
                 pass

@@ -14,11 +14,11 @@ waits for job updates with a `JobWaiter`, and unregisters on exit.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ..protocol import new_id
+from ..protocol.answers import read_answer
 from .auth import TokenKeeper
 from .records import bus_record_of
 
@@ -96,12 +96,7 @@ class BusSession:
             await self._client.__aexit__(*exc)
 
     async def call(self, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = await self._client.call_tool(tool, args or {}, raise_on_error=False)
-        text = result.content[0].text if result.content else "{}"
-        try:
-            return json.loads(text)
-        except ValueError:
-            return {"status": "error", "error": "tool_error", "message": text}
+        return read_answer(await self._client.call_tool(tool, args or {}, raise_on_error=False))
 
     async def send(self, payload: dict[str, Any], *, target_uuid: str | None = None, group_id: str | None = None,
                    client_type: str | None = None, priority: str | int = "info") -> dict[str, Any]:

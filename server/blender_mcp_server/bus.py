@@ -33,6 +33,7 @@ from blender_mcp_addon.protocol import (
     parse_payload,
     parse_priority,
 )
+from blender_mcp_addon.protocol.answers import ErrorCode, bus_error
 from blender_mcp_addon.protocol.catalog import CATALOG
 from blender_mcp_addon.protocol.versions import incompatibility, parse_client_versions, server_versions
 
@@ -73,15 +74,11 @@ class Caller:
     session_id: str | None = None
 
 
-def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"status": "error", "error": code, "message": message, **extra}
-
-
 def _bad_id(value: Any, name: str, required: bool = True) -> dict[str, Any] | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > _MAX_ID or not value.isprintable():
-        return error("invalid_arguments", f"{name} must be a non-empty printable string of at most {_MAX_ID} characters")
+        return bus_error(ErrorCode.INVALID_ARGUMENTS, f"{name} must be a non-empty printable string of at most {_MAX_ID} characters")
     return None
 
 
@@ -209,17 +206,17 @@ class Bus:
         caps = capabilities or []
         if not isinstance(caps, list) or len(caps) > MAX_CAPABILITIES or any(
                 _bad_id(c, "capability") for c in caps):
-            return error("invalid_arguments", f"capabilities: at most {MAX_CAPABILITIES} printable strings of at "
+            return bus_error(ErrorCode.INVALID_ARGUMENTS, f"capabilities: at most {MAX_CAPABILITIES} printable strings of at "
                                               f"most {_MAX_ID} characters each")
         server = server_versions(__version__)
         try:
             said = parse_client_versions(versions)
         except ValueError as exc:
-            return error("invalid_arguments", str(exc), server=server)
+            return bus_error(ErrorCode.INVALID_ARGUMENTS, str(exc), server=server)
         if why := incompatibility(said.protocol, __version__):
-            return error("incompatible_version", why, server=server)
+            return bus_error(ErrorCode.INCOMPATIBLE_VERSION, why, server=server)
         if caller.session is None or not caller.session_id:
-            return error("no_session", "registering needs a stateful MCP session (Streamable HTTP with a session id)")
+            return bus_error(ErrorCode.NO_SESSION, "registering needs a stateful MCP session (Streamable HTTP with a session id)")
         try:
             entry, took_over = self.registry.register(
                 caller.user_id, client_uuid=client_uuid, client_type=client_type, is_persistent=bool(is_persistent),
@@ -227,7 +224,7 @@ class Bus:
                 session=caller.session, session_id=caller.session_id,
                 versions=said.model_dump(exclude_none=True) or None)
         except RegistryError as exc:
-            return error(exc.status, str(exc))
+            return bus_error(exc.status, str(exc))
         result: dict[str, Any] = {"status": "registered", "client_uuid": client_uuid, "user": caller.username,
                                   "online": entry.online, "took_over": took_over, "queued": len(entry.outbox),
                                   "server": server}
@@ -244,7 +241,7 @@ class Bus:
             return bad
         entry = self.registry.unregister(caller.user_id, client_uuid)
         if entry is None:
-            return error("unknown_client", f"no client {client_uuid!r} on your bus")
+            return bus_error(ErrorCode.UNKNOWN_CLIENT, f"no client {client_uuid!r} on your bus")
         return {"status": "unregistered", "client_uuid": client_uuid, "dropped_records": len(entry.outbox)}
 
     def list_clients(self, caller: Caller) -> dict[str, Any]:
@@ -255,8 +252,9 @@ class Bus:
 
     def heartbeat(self, caller: Caller, client_uuid: str) -> dict[str, Any]:
         entry = self.registry.get(caller.user_id, client_uuid)
-        if entry is None:
-            return {"status": "unknown_client", "client_uuid": client_uuid}
+        if entry is None:  # the server restarted or swept it: the client registers again
+            return bus_error(ErrorCode.UNKNOWN_CLIENT, f"no client {client_uuid!r} on your bus; register again",
+                             client_uuid=client_uuid)
         if entry.session_id != caller.session_id:
             return {"status": "replaced", "client_uuid": client_uuid}
         self.registry.touch(entry)
@@ -275,12 +273,12 @@ class Bus:
         try:
             parsed = parse_payload(payload)
         except PayloadError as exc:
-            return size, error("invalid_payload", str(exc))
+            return size, bus_error(ErrorCode.INVALID_PAYLOAD, str(exc))
         if isinstance(parsed, CommandDispatch) and (spec := CATALOG.get(parsed.command)) is not None:
             try:
                 spec.validate(parsed.params)
             except ValueError as exc:
-                return size, error("invalid_arguments", f"params of {parsed.command}: {exc}", command=parsed.command)
+                return size, bus_error(ErrorCode.INVALID_ARGUMENTS, f"params of {parsed.command}: {exc}", command=parsed.command)
         return size, None
 
     def check_size(self, payload: Any) -> dict[str, Any] | None:
@@ -291,18 +289,18 @@ class Bus:
     def measure(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
         """(the payload's JSON size in bytes, the error if it is too deep or too large)."""
         if not isinstance(payload, dict):
-            return 0, error("invalid_payload", "payload must be a JSON object")
+            return 0, bus_error(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object")
         if _depth_over(payload, self.settings.max_payload_depth):
             # fastmcp clients and the extension refuse records this deep ("recursion limit exceeded"): a
             # record no one can read must not be reported sent.
-            return 0, error("invalid_payload", f"payload nests deeper than {self.settings.max_payload_depth} levels",
+            return 0, bus_error(ErrorCode.INVALID_PAYLOAD, f"payload nests deeper than {self.settings.max_payload_depth} levels",
                             limit=self.settings.max_payload_depth)
         try:
             size = len(json.dumps(payload, separators=(",", ":")).encode())
         except (TypeError, ValueError) as exc:
-            return 0, error("invalid_payload", f"payload is not JSON-serialisable: {exc}")
+            return 0, bus_error(ErrorCode.INVALID_PAYLOAD, f"payload is not JSON-serialisable: {exc}")
         if size > self.settings.max_payload_bytes:
-            return size, error("payload_too_large",
+            return size, bus_error(ErrorCode.PAYLOAD_TOO_LARGE,
                                f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes} bytes. "
                                "Send large data (images, files) by reference or in chunks.",
                                limit=self.settings.max_payload_bytes, size=size)
@@ -311,7 +309,7 @@ class Bus:
     def check_rate(self, caller: Caller) -> dict[str, Any] | None:
         if self._rate.hit(caller.user_id):
             return None
-        return error("rate_limited", f"more than {self._rate.limit} messages a minute on your bus",
+        return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._rate.limit} messages a minute on your bus",
                      retry_after=self._rate.retry_after())
 
     def send(self, caller: Caller, *, payload: Any, from_uuid: str | None, target_uuid: str | None = None,
@@ -319,7 +317,7 @@ class Bus:
         try:
             prio = parse_priority(priority)
         except PriorityError as exc:
-            return error("invalid_priority", str(exc), valid=[p.level for p in Priority])
+            return bus_error(ErrorCode.INVALID_PRIORITY, str(exc), valid=[p.level for p in Priority])
         for value, name in ((from_uuid, "from_uuid"), (target_uuid, "target_uuid"), (group_id, "group_id"),
                             (client_type, "client_type")):
             if bad := _bad_id(value, name, required=False):
@@ -332,7 +330,7 @@ class Bus:
         try:
             recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
         except RegistryError as exc:
-            return error(exc.status, str(exc), routing=routing.wire())
+            return bus_error(exc.status, str(exc), routing=routing.wire())
         job_id = payload.get("job_id") if isinstance(payload.get("job_id"), str) else None
         if job_id and payload.get("message_type") not in ("job_update", "cancel_job") and payload.get("kind") != "job_update":
             self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
@@ -370,7 +368,7 @@ class Bus:
         elif states == {"queued"}:
             status = "queued"
         elif "outbox_full" in states and len(recipients) == 1:
-            return error("outbox_full", f"the {full}; nothing was queued",
+            return bus_error(ErrorCode.OUTBOX_FULL, f"the {full}; nothing was queued",
                          message_id=base["message_id"], routing=routing.wire())
         else:
             status = "partial" if "outbox_full" in states else "sent"
@@ -408,14 +406,14 @@ class Bus:
         if bad := _bad_id(job_id, "job_id") or _bad_id(from_uuid, "from_uuid", required=False):
             return bad
         if not self._update_rate.hit(caller.user_id):
-            return error("rate_limited", f"more than {self._update_rate.limit} job updates a minute on your bus",
+            return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._update_rate.limit} job updates a minute on your bus",
                          retry_after=self._update_rate.retry_after())
         try:
             update = JobUpdate(job_id=job_id, status=status, result=result, error=error_text or "",
                                progress=progress, message=message, details=details,
                                from_uuid=from_uuid)
         except ValidationError as exc:
-            return error("invalid_arguments", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            return bus_error(ErrorCode.INVALID_ARGUMENTS, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                         for e in exc.errors()))
         payload = update.model_dump(exclude_none=True)
         if bad := self.check_size(payload):
@@ -448,7 +446,7 @@ class Bus:
                 return {"status": "queued", "routing": routing.wire(), "message_id": record["message_id"],
                         "message": "the originator is not registered; the update waits for it"}
             count, held = self.registry.parked(caller.user_id)
-            return error("parked_full", f"{count} updates ({held} bytes) already wait for unregistered originators "
+            return bus_error(ErrorCode.PARKED_FULL, f"{count} updates ({held} bytes) already wait for unregistered originators "
                                         f"on your bus (limits {self.settings.parked_max_records} records, "
                                         f"{self.settings.parked_max_bytes} bytes); this one is dropped",
                          limit_records=self.settings.parked_max_records, limit_bytes=self.settings.parked_max_bytes)
@@ -462,7 +460,7 @@ class Bus:
             return bad
         job = self.jobs.get(caller.user_id, job_id)
         if job is None:
-            return error("unknown_job", f"no job {job_id!r} on your bus")
+            return bus_error(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r} on your bus")
         if job.status in FINAL_JOB_STATUSES:
             return {"status": job.status, "job_id": job_id, "message": "the job had already finished"}
         target = entry or (self.registry.get(caller.user_id, job.target_uuid) if job.target_uuid else None)

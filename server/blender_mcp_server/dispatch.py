@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from blender_mcp_addon.protocol import DEFAULT_PRIORITY, CommandDispatch, Routing, new_id
+from blender_mcp_addon.protocol.answers import dispatch_answer
 
 from .bus import Bus, Caller
 from .registry import ClientEntry
@@ -26,13 +27,6 @@ ProgressFn = Callable[[float, str | None], Awaitable[None]]
 HINT_NO_CLIENT = ("No Blender client connected to your bus. Open Blender, enable the BlenderMCP addon, "
                   "click Login then Connect.")
 HINT_AMBIGUOUS = "Multiple Blender clients connected; pass target_uuid=<one of candidates> to disambiguate."
-
-
-def dispatch_answer(status: str, command: str, target: str | None = None, job_id: str | None = None, result: Any = None,
-           error: str = "", **extra: Any) -> dict[str, Any]:
-    """A dispatch tool's answer in the spec's shape: status, command, target_uuid, job_id, result, error."""
-    return {"status": status, "command": command, "target_uuid": target, "job_id": job_id, "result": result,
-            "error": error, **extra}
 
 
 def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | None) -> ClientEntry | dict[str, Any]:
@@ -48,10 +42,11 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
         return entry
     candidates = [c for c in bus.registry.clients(caller.user_id) if c.client_type == "blender" and c.online]
     if not candidates:
-        return {"status": "no_client", "command": command, "hint": HINT_NO_CLIENT}
+        return dispatch_answer("no_client", command, error="no Blender client is connected to your bus",
+                               hint=HINT_NO_CLIENT)
     if len(candidates) > 1:
-        return {"status": "ambiguous_target", "command": command,
-                "candidates": sorted(c.uuid for c in candidates), "hint": HINT_AMBIGUOUS}
+        return dispatch_answer("ambiguous_target", command, error=f"{len(candidates)} Blender clients are connected",
+                               candidates=sorted(c.uuid for c in candidates), hint=HINT_AMBIGUOUS)
     return candidates[0]
 
 

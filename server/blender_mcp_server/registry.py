@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from blender_mcp_addon.protocol.answers import ErrorCode
+
 from .forwarder import Outbox, OutboxFull
 from .sse_writer import StreamWriter
 from .store import PersistentClient, Store
@@ -112,7 +114,7 @@ class Registry:
         clients = self._by_user.setdefault(user_id, {})
         entry = clients.get(client_uuid)
         if entry is None and len(clients) >= self.max_clients_per_user:
-            raise RegistryError("too_many_clients",
+            raise RegistryError(ErrorCode.TOO_MANY_CLIENTS,
                                 f"your bus already has {len(clients)} clients (limit {self.max_clients_per_user})")
         took_over = False
         if entry is None:

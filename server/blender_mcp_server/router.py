@@ -8,6 +8,7 @@ sender. Only the caller's own bus is ever searched.
 from __future__ import annotations
 
 from blender_mcp_addon.protocol import Routing
+from blender_mcp_addon.protocol.answers import ErrorCode
 
 from .registry import ClientEntry, Registry, RegistryError
 
@@ -31,7 +32,7 @@ def resolve(registry: Registry, user_id: str, routing: Routing, from_uuid: str |
     if routing.type == "direct":
         entry = registry.get(user_id, routing.target_uuid or "")
         if entry is None:
-            raise RegistryError("unknown_target", f"no client {routing.target_uuid!r} on your bus")
+            raise RegistryError(ErrorCode.UNKNOWN_TARGET, f"no client {routing.target_uuid!r} on your bus")
         return [entry]
     clients = [c for c in registry.clients(user_id) if c.online or c.is_persistent]
     if routing.type == "group":

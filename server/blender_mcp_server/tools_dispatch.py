@@ -14,11 +14,12 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import ImageContent, TextContent
 from pydantic import ConfigDict
 
+from blender_mcp_addon.protocol.answers import dispatch_answer
 from blender_mcp_addon.protocol.catalog import COMMANDS, CommandSpec
 
 from .bus import Bus
 from .context import caller_of
-from .dispatch import dispatch, dispatch_answer
+from .dispatch import dispatch
 
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
