@@ -264,19 +264,19 @@ async def test_tools_need_a_user_per_call(server):
 
 def test_a_password_change_ends_every_token_of_the_old_password(server):
     base = server.url
-    assert server.cli("user", "add", "dave", "--password", "old-pw").returncode == 0
-    pair = login(base, "dave", "old-pw")
+    assert server.cli("user", "add", "passwd-changer", "--password", "old-pw").returncode == 0
+    pair = login(base, "passwd-changer", "old-pw")
     api = httpx.post(f"{base}/auth/tokens", json={"name": "desk"},
                      headers={"authorization": f"Bearer {pair['access_token']}"}).json()["token"]
     assert mcp_status(base, pair["access_token"]) == 200 and mcp_status(base, api) == 200
-    assert server.cli("user", "passwd", "dave", "--password", "new-pw").returncode == 0
+    assert server.cli("user", "passwd", "passwd-changer", "--password", "new-pw").returncode == 0
     time.sleep(2.1)  # the verifier trusts a lookup for 2 s
     assert mcp_status(base, pair["access_token"]) == 401
     assert mcp_status(base, api) == 401
     refreshed = httpx.post(f"{base}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 401 and refreshed.json()["error"] == "invalid_token"
-    assert httpx.post(f"{base}/auth/login", json={"username": "dave", "password": "old-pw"}).status_code == 401
-    fresh = login(base, "dave", "new-pw")
+    assert httpx.post(f"{base}/auth/login", json={"username": "passwd-changer", "password": "old-pw"}).status_code == 401
+    fresh = login(base, "passwd-changer", "new-pw")
     assert mcp_status(base, fresh["access_token"]) == 200
     again = httpx.post(f"{base}/auth/refresh", json={"refresh_token": fresh["refresh_token"]})
     assert again.status_code == 200
