@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from typing import Any
 
 from fastmcp import FastMCP
 from starlette.middleware import Middleware
-from starlette.routing import Route
 
 from .bus import Bus
 from .config import Settings
@@ -20,12 +18,12 @@ from .http_routes import AuthRoutes
 from .jobs import Jobs
 from .quiet_ping import QuietPing
 from .registry import Registry
+from .sdk_shims import set_session_idle_timeout
 from .store import Store
 from .stream_watch import StreamWatch
 from .throttle import LoginThrottle
 from .tokens import BusTokenVerifier, TokenService, load_or_create_secret
 
-log = logging.getLogger(__name__)
 MCP_PATH = "/mcp"
 
 INSTRUCTIONS = """\
@@ -60,7 +58,8 @@ def build_server(settings: Settings) -> Server:
 
     @asynccontextmanager
     async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        _shorten_session_idle_timeout(http_app_ref.get("app"), settings.session_idle_timeout)
+        # A client killed with -9 keeps its MCP session 30 minutes by default; reap sooner.
+        set_session_idle_timeout(http_app_ref.get("app"), MCP_PATH, settings.session_idle_timeout)
         await bus.start()
         freezer = asyncio.get_running_loop().create_task(HeapFreezer(registry).run(), name="heap-freezer")
         try:
@@ -92,18 +91,3 @@ def build_server(settings: Settings) -> Server:
                        middleware=[Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
     http_app_ref["app"] = app
     return Server(settings, store, tokens, registry, jobs, bus, mcp, app)
-
-
-def _shorten_session_idle_timeout(app: Any, seconds: float) -> None:
-    """A client killed with -9 keeps its MCP session 30 minutes by default (docs/architecture.md); reap sooner.
-
-    The session manager is created per lifespan cycle, so this reaches it through the /mcp route.
-    """
-    for route in getattr(app, "routes", []):
-        if isinstance(route, Route) and route.path == MCP_PATH:
-            endpoint = getattr(route.endpoint, "app", route.endpoint)
-            manager = getattr(endpoint, "session_manager", None)
-            if manager is not None and hasattr(manager, "session_idle_timeout"):
-                manager.session_idle_timeout = seconds
-                return
-    log.warning("could not shorten the MCP session idle timeout")

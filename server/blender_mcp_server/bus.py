@@ -39,10 +39,11 @@ from blender_mcp_addon.protocol.versions import incompatibility, parse_client_ve
 
 from . import __version__
 from .config import Settings
-from .forwarder import OutboxFull, session_level
+from .forwarder import OutboxFull
 from .jobs import Jobs
 from .registry import ClientEntry, Registry, RegistryError
 from .router import choose_routing, resolve
+from .sdk_shims import session_log_level
 from .sse_writer import SharedRecord
 from .throttle import WindowCounter
 
@@ -228,7 +229,7 @@ class Bus:
         result: dict[str, Any] = {"status": "registered", "client_uuid": client_uuid, "user": caller.username,
                                   "online": entry.online, "took_over": took_over, "queued": len(entry.outbox),
                                   "server": server}
-        level = session_level(caller.session)
+        level = session_log_level(caller.session)
         if level < Priority.DEBUG:
             missed = ", ".join(p.level for p in Priority if p > level)
             result["warning"] = (f"this session's log level is '{level.level}', so bus records at {missed} "
@@ -380,7 +381,7 @@ class Bus:
         """(delivery state, the outbox item when one was queued)."""
         try:
             if entry.online:
-                if prio > session_level(entry.session):
+                if prio > session_log_level(entry.session):
                     return "filtered", None
                 return "sent", entry.outbox.put(prio, data, shared=shared, size=size)
             return "queued", entry.outbox.put(prio, data, bound=self.settings.offline_max_records,

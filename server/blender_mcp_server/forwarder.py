@@ -23,8 +23,9 @@ from typing import Any
 
 import anyio
 
-from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, MESSAGE_BUS_LOGGER, Priority, parse_priority
+from blender_mcp_addon.protocol import MESSAGE_BUS_LOGGER, Priority
 
+from .sdk_shims import session_log_level
 from .sse_writer import SharedRecord, StreamGone, StreamWriter
 
 log = logging.getLogger(__name__)
@@ -33,21 +34,6 @@ _seq = itertools.count()
 
 class OutboxFull(Exception):
     """The target's outbox is at its bound; the sender is told, nothing is dropped silently."""
-
-
-def session_level(session: Any) -> Priority:
-    """The level the session asked for with `logging/setLevel`; the MCP default until it did.
-
-    fastmcp keeps it on its session but only applies it to its own `ctx.log`
-    calls; bus records are sent with `send_log_message`, so the bus filters here.
-    """
-    level = getattr(session, "_minimum_logging_level", None)
-    if not level:
-        return MCP_DEFAULT_LEVEL
-    try:
-        return parse_priority(level)
-    except ValueError:
-        return MCP_DEFAULT_LEVEL
 
 
 @dataclass(order=True)
@@ -164,7 +150,7 @@ class Outbox:
                         item = heapq.heappop(self._heap)
                         self.bytes -= item.size
                         level = Priority(item.priority)
-                        if level > session_level(session):
+                        if level > session_log_level(session):
                             self._done(item)
                             continue
                         try:

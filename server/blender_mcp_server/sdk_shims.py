@@ -1,0 +1,71 @@
+"""Every place the server leans on the MCP SDK's or fastmcp's internals, in one module.
+
+Each function says which behaviour of the pinned SDK it relies on, and
+tests/test_sdk_shims.py fails when an upgrade changes it, so an SDK bump shows
+here first instead of as a quiet regression (a lost log level, a 30-minute
+session reap, an unfiltered bus).
+
+Not here because they use only public, specified behaviour: the SSE framing the
+bus writes itself (sse_writer.py, the Streamable HTTP wire format; the shim test
+checks the SDK frames events the same way) and sniffio's documented
+`thread_local` (blender_mcp_addon/asyncio_thread.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.routing import Route
+
+from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, Priority, parse_priority
+
+log = logging.getLogger(__name__)
+
+# The SDK's low-level server logs every request at INFO under this name: one line per bus call.
+SDK_REQUEST_LOGGER = "mcp.server.lowlevel.server"
+
+
+def session_log_level(session: Any) -> Priority:
+    """The level an MCP session asked for with `logging/setLevel`; the MCP default until it did.
+
+    fastmcp keeps the level in the private `ServerSession._minimum_logging_level` and applies it only
+    to its own `ctx.log` calls. Bus records bypass those, so the bus reads the level here to filter."""
+    level = getattr(session, "_minimum_logging_level", None)
+    if not level:
+        return MCP_DEFAULT_LEVEL
+    try:
+        return parse_priority(level)
+    except ValueError:
+        return MCP_DEFAULT_LEVEL
+
+
+def session_manager(app: Any, path: str) -> Any | None:
+    """The SDK's `StreamableHTTPSessionManager` behind the Starlette app's MCP route, or None.
+
+    fastmcp creates it anew per lifespan cycle and mounts it as the endpoint's `app.session_manager`
+    (a `StreamableHTTPASGIApp`); there is no public accessor."""
+    for route in getattr(app, "routes", []):
+        if isinstance(route, Route) and route.path == path:
+            endpoint = getattr(route.endpoint, "app", route.endpoint)
+            manager = getattr(endpoint, "session_manager", None)
+            if manager is not None:
+                return manager
+    return None
+
+
+def set_session_idle_timeout(app: Any, path: str, seconds: float) -> bool:
+    """Reap idle MCP sessions after `seconds` instead of the SDK's 30 minutes (a client killed with -9
+    would hold its session, and its memory, that long). Relies on the manager's `session_idle_timeout`
+    attribute being read when each session starts. False when the manager was not found."""
+    manager = session_manager(app, path)
+    if manager is None or not hasattr(manager, "session_idle_timeout"):
+        log.warning("could not shorten the MCP session idle timeout")
+        return False
+    manager.session_idle_timeout = seconds
+    return True
+
+
+def quiet_sdk_request_logs() -> None:
+    """The SDK logs each request at INFO; at bus rates that is most of the server's log."""
+    logging.getLogger(SDK_REQUEST_LOGGER).setLevel(logging.WARNING)

@@ -1,0 +1,66 @@
+"""The SDK behaviours sdk_shims.py relies on, checked against the installed (pinned) SDK.
+
+When one of these fails after an upgrade, the shim beside it needs a new way in."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+import pytest
+from blender_mcp_server.sdk_shims import (
+    SDK_REQUEST_LOGGER,
+    session_log_level,
+    session_manager,
+    set_session_idle_timeout,
+)
+from blender_mcp_server.sse_writer import SharedRecord
+from fastmcp import Client, Context, FastMCP
+from mcp.server import lowlevel
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from sse_starlette import ServerSentEvent
+
+from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, Priority
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_session_keeps_the_level_logging_set_level_asked_for():
+    mcp = FastMCP("shim")
+    seen: list[Priority] = []
+
+    @mcp.tool
+    async def level(ctx: Context) -> str:
+        seen.append(session_log_level(ctx.session))
+        return "ok"
+
+    async with Client(mcp) as client:
+        await client.call_tool("level", {})
+        await client.set_logging_level("debug")
+        await client.call_tool("level", {})
+        await client.set_logging_level("error")
+        await client.call_tool("level", {})
+    assert seen == [MCP_DEFAULT_LEVEL, Priority.DEBUG, Priority.ERROR]
+
+
+async def test_the_session_manager_is_found_and_reads_its_idle_timeout_per_session():
+    app = FastMCP("shim").http_app(path="/mcp", stateless_http=False)
+    async with app.router.lifespan_context(app):  # where the server calls it: the manager is made per lifespan
+        manager = session_manager(app, "/mcp")
+        assert isinstance(manager, StreamableHTTPSessionManager)
+        assert set_session_idle_timeout(app, "/mcp", 7.5) and manager.session_idle_timeout == 7.5
+    # the manager must still read the attribute when it starts a session, not copy it at construction
+    assert "self.session_idle_timeout" in inspect.getsource(StreamableHTTPSessionManager)
+    assert not set_session_idle_timeout(app, "/elsewhere", 1.0)
+
+
+def test_the_sdk_frames_sse_events_as_the_bus_writer_does():
+    sdk = ServerSentEvent(data='{"a":1}', event="message").encode()
+    ours = SharedRecord({"a": 1}).event("info", "_message_bus", "t")
+    assert sdk.startswith(b"event: message\r\ndata: ") and sdk.endswith(b"\r\n\r\n")
+    assert ours.startswith(b"event: message\r\ndata: ") and ours.endswith(b"\r\n\r\n")
+
+
+def test_the_sdk_logs_requests_under_the_logger_the_server_quiets():
+    assert lowlevel.server.logger.name == SDK_REQUEST_LOGGER
+    assert isinstance(logging.getLogger(SDK_REQUEST_LOGGER), logging.Logger)
