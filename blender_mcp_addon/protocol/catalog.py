@@ -40,6 +40,9 @@ class CommandSpec:
     params: tuple[Param, ...] = ()
     integration: str | None = None
     returns_image: bool = False
+    # Whether the command can change the open scene: in a window each such job is one undo step, and the
+    # dispatch tool is not marked read-only.
+    changes_scene: bool = False
     _model: list[type[BaseModel]] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -95,7 +98,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("execute_code", "exec",
                 "Run Python in Blender (bpy is imported). result is stdout; details has stderr and the value "
                 "of the last expression; an exception returns status error with the traceback.",
-                (P("code", "string", description="Python source"),)),
+                (P("code", "string", description="Python source"),), changes_scene=True),
     CommandSpec("get_viewport_screenshot", "exec",
                 "A PNG of the 3D viewport (in a headless Blender: a quick render from the scene camera).",
                 (P("max_size", "integer", 800, "longest side in pixels", minimum=64, maximum=4096),),
@@ -129,9 +132,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 (P("asset_id", "string"), P("asset_type", "string", enum=_ASSET_TYPES),
                  P("resolution", "string", "1k", "1k, 2k, 4k ..."),
                  P("file_format", "string", None, "hdr/exr for HDRIs, jpg/png for textures, gltf/fbx/blend for models")),
-                integration="polyhaven"),
+                integration="polyhaven", changes_scene=True),
     CommandSpec("set_texture", "download", "Apply a downloaded Poly Haven texture set to an object.",
-                (P("object_name", "string"), P("texture_id", "string")), integration="polyhaven"),
+                (P("object_name", "string"), P("texture_id", "string")), integration="polyhaven", changes_scene=True),
 )
 
 COMMANDS += (
@@ -150,7 +153,7 @@ COMMANDS += (
                 (P("subscription_key", "string"),), integration="rodin"),
     CommandSpec("import_generated_asset", "download", "Download a finished Rodin model and import it under a name.",
                 (P("task_uuid", "string"), P("name", "string", description="the new object's name")),
-                integration="rodin"),
+                integration="rodin", changes_scene=True),
     # -- Sketchfab -----------------------------------------------------------------------------------
     CommandSpec("get_sketchfab_status", "status", "Whether Sketchfab is enabled, and whose API key it uses."),
     CommandSpec("search_sketchfab_models", "read", "Search Sketchfab models.",
@@ -161,7 +164,7 @@ COMMANDS += (
                 (P("uid", "string"),), integration="sketchfab", returns_image=True),
     CommandSpec("download_sketchfab_model", "download",
                 "Download a Sketchfab model (glTF) into the scene, optionally scaled to target_size metres.",
-                (P("uid", "string"), P("target_size", "number", None, minimum=0.0001)), integration="sketchfab"),
+                (P("uid", "string"), P("target_size", "number", None, minimum=0.0001)), integration="sketchfab", changes_scene=True),
 )
 
 CATALOG: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}
