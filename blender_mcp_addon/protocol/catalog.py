@@ -116,6 +116,27 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 (P("filepath", "string", description="absolute output path"),
                  P("format", "string", "glb", enum=("glb", "gltf", "obj", "fbx", "usd")),
                  P("selected_only", "boolean", False))),
+    # -- the running Blender's API, checkpoints and undo ---------------------------------------------
+    CommandSpec("describe_api", "read",
+                "Help about this Blender's own Python API, from RNA introspection: a type (bpy.types.Object), "
+                "a property (bpy.types.Object.location), an operator's parameters and whether it can run now "
+                "(bpy.ops.mesh.primitive_cube_add), a data path's type and values (bpy.data.objects[\"Cube\"]."
+                "modifiers), or a search by words. Pass path or search.",
+                (P("path", "string", None, "bpy.types..., bpy.ops..., or a data path from bpy"),
+                 P("search", "string", None, "words that must all match"),
+                 P("limit", "integer", 30, "search matches at most", minimum=1, maximum=200))),
+    CommandSpec("checkpoint", "exec",
+                "Save a named snapshot of the open file (a copy beside it; the open file is unchanged). "
+                "Take one before a risky change.",
+                (P("name", "string", None, "letters, digits, . _ -; default: the time"),)),
+    CommandSpec("list_checkpoints", "read", "The checkpoints of the open file, oldest first."),
+    CommandSpec("restore_checkpoint", "exec",
+                "Go back to a checkpoint. Unsaved changes are checkpointed first, so nothing is lost.",
+                (P("name", "string", description="a name from list_checkpoints"),), changes_scene=True),
+    CommandSpec("undo", "exec", "Step back in Blender's undo stack (in a window; headless Blender has none).",
+                (P("steps", "integer", 1, minimum=1, maximum=100),), changes_scene=True),
+    CommandSpec("redo", "exec", "Step forward again in Blender's undo stack (in a window).",
+                (P("steps", "integer", 1, minimum=1, maximum=100),), changes_scene=True),
     # -- Poly Haven ----------------------------------------------------------------------------------
     CommandSpec("get_polyhaven_status", "status", "Whether the Poly Haven integration is enabled.",
                 integration=None),
