@@ -1,0 +1,111 @@
+"""What a real headless worker refuses or admits: render bounds, honest cancel answers, its output folder."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid as uuid_mod
+from pathlib import Path
+
+import pytest
+
+from tests.blender_worker import Worker
+from tests.helpers import bus_client, send, tool_json, wait_online
+
+pytestmark = [pytest.mark.blender, pytest.mark.anyio]
+
+BOUNDED = "blender-limits-01"  # its own bounds and output folder
+DEFAULTS = "blender-limits-02"  # the default bounds, --allow-write-anywhere
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("limits")
+    outside = base / "outside"
+    outside.mkdir()
+    return {"base": base, "out": base / "out", "outside": outside}
+
+
+@pytest.fixture(scope="module")
+def workers(server, folders, tmp_path_factory):
+    started = [Worker(server.url, tmp_path_factory.mktemp("user-bounded"), BOUNDED)]
+    yield {w.uuid: w for w in started}
+    for w in started:
+        w.stop()
+
+
+async def command(llm, target: str, name: str, params: dict, timeout: float = 60) -> dict:
+    """Dispatch one command over the bus (Style B) and return its final job_update."""
+    job_id = f"{name}-{uuid_mod.uuid4().hex[:8]}"
+    await dispatch(llm, target, job_id, name, params)
+    return await final(llm, job_id, timeout)
+
+
+async def dispatch(llm, target: str, job_id: str, name: str, params: dict) -> None:
+    answer = await send(llm, target_uuid=target, from_uuid=llm.registration["client_uuid"], payload={
+        "message_type": "command_dispatch", "job_id": job_id, "command": name, "params": params})
+    assert answer["status"] in ("sent", "queued"), answer
+
+
+def updates(llm, job_id: str) -> list[dict]:
+    return [r["payload"] for r in llm.collector.records if r["payload"].get("job_id") == job_id]
+
+
+async def final(llm, job_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in updates(llm, job_id):
+            if p.get("status") in ("completed", "error", "cancelled"):
+                return p
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no final update for {job_id}: {updates(llm, job_id)}")
+
+
+def rss_mb(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]) // 1024
+
+
+async def online(server, *uuids: str) -> None:
+    async with bus_client(server.url, uuid=f"watch-{uuid_mod.uuid4().hex[:6]}") as watch:
+        for uuid in uuids:
+            await wait_online(watch, uuid, timeout=120)
+
+
+# -- cancel -----------------------------------------------------------------------------------------------
+async def test_a_cancel_is_answered_at_once_with_what_it_achieved(server, workers):
+    await online(server, BOUNDED)
+    async with bus_client(server.url, uuid="lim-cancel") as llm:
+        await dispatch(llm, BOUNDED, "cx-long", "execute_code", {"code": "import time\ntime.sleep(5)\nprint('end')"})
+        await asyncio.sleep(1.0)  # running on the main thread now
+        await dispatch(llm, BOUNDED, "cx-queued", "execute_code", {"code": "print('never')"})
+        await asyncio.sleep(0.3)
+
+        asked = time.monotonic()
+        assert tool_json(await llm.call_tool("blender_cancel_job", {"job_id": "cx-queued"}))["status"] == \
+            "cancel_requested"
+        queued = await final(llm, "cx-queued", 2)
+        assert time.monotonic() - asked < 1.0
+        assert queued["status"] == "cancelled" and queued["details"] == {"cancel": "done"}, queued
+
+        asked = time.monotonic()
+        assert tool_json(await llm.call_tool("blender_cancel_job", {"job_id": "cx-long"}))["status"] == \
+            "cancel_requested"
+        while not any((u.get("details") or {}).get("cancel") for u in updates(llm, "cx-long")):
+            assert time.monotonic() - asked < 1.0, updates(llm, "cx-long")
+            await asyncio.sleep(0.01)
+        ack = next(u for u in updates(llm, "cx-long") if (u.get("details") or {}).get("cancel"))
+        assert ack["status"] == "running" and ack["details"]["cancel"] == "not_possible", ack
+        assert "execute_code is running on Blender's main thread and cannot be stopped" in ack["details"]["reason"]
+        assert "its result will be discarded" in ack["details"]["reason"]
+
+        last = await final(llm, "cx-long", 15)
+        assert time.monotonic() - asked > 2.5  # it really did run on to its end
+        assert last["status"] == "cancelled" and last["details"]["cancel"] == "not_possible", last
+        assert "while running" in last["error"] and "ran to its end (completed)" in last["error"]
+        assert last.get("result") is None and "value" not in last["details"]  # discarded, as the answer said
+        statuses = [u["status"] for u in updates(llm, "cx-long")]
+        assert statuses == ["running", "cancelled"], statuses  # the answer came first, never after the end
+        assert (await command(llm, BOUNDED, "execute_code", {"code": "print('still fine')"}))["result"] == \
+            "still fine\n"
+
+
