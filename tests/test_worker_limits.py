@@ -28,7 +28,9 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def workers(server, folders, tmp_path_factory):
-    started = [Worker(server.url, tmp_path_factory.mktemp("user-bounded"), BOUNDED)]
+    started = [Worker(server.url, tmp_path_factory.mktemp("user-bounded"), BOUNDED, "--max-render-size", "256",
+                      "--max-render-samples", "8"),
+               Worker(server.url, tmp_path_factory.mktemp("user-defaults"), DEFAULTS)]
     yield {w.uuid: w for w in started}
     for w in started:
         w.stop()
@@ -71,6 +73,35 @@ async def online(server, *uuids: str) -> None:
             await wait_online(watch, uuid, timeout=120)
 
 
+# -- render bounds ----------------------------------------------------------------------------------------
+async def test_a_render_over_the_bounds_is_refused_before_anything_renders(server, workers):
+    await online(server, BOUNDED, DEFAULTS)
+    async with bus_client(server.url, uuid="lim-render") as llm:
+        pid = workers[DEFAULTS].proc.pid
+        before = rss_mb(pid)
+        started = time.monotonic()
+        big = await command(llm, DEFAULTS, "render_image",
+                            {"resolution_x": 8192, "resolution_y": 8192, "max_size": 4096, "samples": 1})
+        took = time.monotonic() - started
+        grew = rss_mb(pid) - before
+        assert big["status"] == "error", big
+        assert "8192x8192" in big["error"] and "4096" in big["error"] and "--max-render-size" in big["error"]
+        assert took < 5 and grew < 50, (took, grew)  # the 4096x4096 this asked for peaked at 5.3 GB
+
+        samples = await command(llm, BOUNDED, "render_image", {"resolution_x": 128, "resolution_y": 128,
+                                                               "samples": 64})
+        assert samples["status"] == "error" and "64 samples" in samples["error"]
+        assert "limit of 8 samples" in samples["error"] and "--max-render-samples" in samples["error"]
+        wide = await command(llm, BOUNDED, "render_image", {"resolution_x": 512, "resolution_y": 128})
+        assert wide["status"] == "error" and "512x128" in wide["error"] and "256 pixels" in wide["error"]
+        shot = await command(llm, BOUNDED, "get_viewport_screenshot", {"max_size": 512})  # its headless render
+        assert shot["status"] == "error" and "get_viewport_screenshot" in shot["error"], shot
+        small = await command(llm, BOUNDED, "render_image", {"engine": "workbench", "resolution_x": 64,
+                                                             "resolution_y": 32, "samples": 8, "max_size": 64})
+        assert small["status"] == "completed", small
+        assert (small["result"]["width"], small["result"]["height"]) == (64, 32)
+
+
 # -- cancel -----------------------------------------------------------------------------------------------
 async def test_a_cancel_is_answered_at_once_with_what_it_achieved(server, workers):
     await online(server, BOUNDED)
@@ -107,5 +138,3 @@ async def test_a_cancel_is_answered_at_once_with_what_it_achieved(server, worker
         assert statuses == ["running", "cancelled"], statuses  # the answer came first, never after the end
         assert (await command(llm, BOUNDED, "execute_code", {"code": "print('still fine')"}))["result"] == \
             "still fine\n"
-
-

@@ -22,6 +22,7 @@ from typing import Any
 from ..client import BusClient, ClientConfig, ConnectionState, MessagePump, PumpItem, TokenKeeper
 from ..handlers import COMMANDS, Background, CommandError, Progress, Reply, load_all
 from ..handlers.code import ScriptFailed, run_script
+from ..limits import LimitError, Limits
 
 log = logging.getLogger(__name__)
 POLICIES = ("allow", "ask", "deny")
@@ -58,10 +59,12 @@ class _Suspended:
 
 class Runtime:
     def __init__(self, *, policy: str | Callable[[], str] = "allow",
-                 integration_enabled: Callable[[str], bool] | None = None):
+                 integration_enabled: Callable[[str], bool] | None = None,
+                 limits: Limits | Callable[[], Limits] | None = None):
         self.pump = MessagePump()
         self.client: BusClient | None = None
         self._policy = policy
+        self._limits = limits or Limits()
         self._integration_enabled = integration_enabled or (lambda _name: True)
         self.recent: deque[JobRecord] = deque(maxlen=50)
         self.approvals: dict[str, PumpItem] = {}
@@ -87,6 +90,10 @@ class Runtime:
 
     def integration_enabled(self, name: str) -> bool:
         return bool(self._integration_enabled(name))
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits() if callable(self._limits) else self._limits
 
     @property
     def state(self) -> ConnectionState:
@@ -266,7 +273,7 @@ class Runtime:
                 self._finish(record, "completed", outcome)
         except ScriptFailed as exc:
             self._finish(record, "error", Reply(exc.stdout, {"stderr": exc.stderr}), error=exc.traceback)
-        except CommandError as exc:
+        except (CommandError, LimitError) as exc:
             self._finish(record, "error", error=str(exc))
         except Exception:
             self._finish(record, "error", error=traceback.format_exc())
@@ -306,7 +313,7 @@ class Runtime:
                     raise CommandError(f"handler yielded {type(step).__name__}, not Background or Progress")
         except StopIteration as stop:
             self._finish(record, "completed", stop.value)
-        except CommandError as exc:
+        except (CommandError, LimitError) as exc:
             self._finish(record, "error", error=str(exc))
         except Exception:
             self._finish(record, "error", error=traceback.format_exc())
