@@ -17,7 +17,7 @@ def test_help_prints_every_option_and_installs_nothing(tmp_path):
                            str(user_dir)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     for option in ("--server", "--username", "--token", "--policy", "--zip", "--user-dir", "--blend",
-                   "--max-render-size", "--max-render-samples"):
+                   "--max-render-size", "--max-render-samples", "--output-dir", "--allow-write-anywhere"):
         assert option in proc.stdout, option
     assert not user_dir.exists() and "import bpy" not in proc.stderr
 

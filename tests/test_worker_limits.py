@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid as uuid_mod
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.blender_worker import Worker
-from tests.helpers import bus_client, send, tool_json, wait_online
+from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 
 BOUNDED = "blender-limits-01"  # its own bounds and output folder
-DEFAULTS = "blender-limits-02"  # the default bounds, --allow-write-anywhere
+DEFAULTS = "blender-limits-02"  # no flags: the default bounds and output folder
+ANYWHERE = "blender-limits-03"  # --allow-write-anywhere
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def workers(server, folders, tmp_path_factory):
     started = [Worker(server.url, tmp_path_factory.mktemp("user-bounded"), BOUNDED, "--max-render-size", "256",
-                      "--max-render-samples", "8"),
+                      "--max-render-samples", "8", "--output-dir", str(folders["out"])),
                Worker(server.url, tmp_path_factory.mktemp("user-defaults"), DEFAULTS)]
     yield {w.uuid: w for w in started}
     for w in started:
@@ -138,3 +140,45 @@ async def test_a_cancel_is_answered_at_once_with_what_it_achieved(server, worker
         assert statuses == ["running", "cancelled"], statuses  # the answer came first, never after the end
         assert (await command(llm, BOUNDED, "execute_code", {"code": "print('still fine')"}))["result"] == \
             "still fine\n"
+
+
+# -- the output folder ------------------------------------------------------------------------------------
+async def test_files_are_written_only_in_the_output_folder(server, workers, folders, tmp_path):
+    out, outside = folders["out"], folders["outside"]
+    assert not out.exists()  # made when first needed, not at start
+    await online(server, BOUNDED)
+    async with bus_client(server.url, uuid="lim-files") as llm:
+        refused = await command(llm, BOUNDED, "save_blend", {"filepath": str(outside / "escape.blend")})
+        assert refused["status"] == "error", refused
+        assert str(out) in refused["error"] and "--allow-write-anywhere" in refused["error"]
+        dotdot = await command(llm, BOUNDED, "export_scene", {"filepath": "../outside/escape.glb"})
+        assert dotdot["status"] == "error" and "outside the folder" in dotdot["error"], dotdot
+
+        relative = await command(llm, BOUNDED, "save_blend", {"filepath": "scene.blend"})
+        assert relative["status"] == "completed", relative
+        assert relative["result"]["filepath"] == str(out / "scene.blend") and (out / "scene.blend").is_file()
+        os.symlink(outside, out / "link")  # a folder inside that leads outside
+        linked = await command(llm, BOUNDED, "export_scene", {"filepath": str(out / "link" / "escape.glb")})
+        assert linked["status"] == "error" and "outside the folder" in linked["error"], linked
+        inside = await command(llm, BOUNDED, "export_scene", {"filepath": str(out / "models" / "cube.obj"),
+                                                              "format": "obj"})
+        assert inside["status"] == "completed" and (out / "models" / "cube.obj").is_file(), inside
+        in_place = await command(llm, BOUNDED, "save_blend", {})  # the open file, saved where it is
+        assert in_place["status"] == "completed" and in_place["result"]["filepath"] == str(out / "scene.blend")
+        # No flags: the output folder is ./blender-mcp-output of the folder the worker started in (ROOT here).
+        default = await command(llm, DEFAULTS, "save_blend", {"filepath": str(outside / "default.blend")})
+        assert default["status"] == "error" and str(ROOT / "blender-mcp-output") in default["error"], default
+        assert not list(outside.iterdir())
+
+        w = Worker(server.url, tmp_path / "user", ANYWHERE, "--allow-write-anywhere")
+        try:
+            await wait_online(llm, ANYWHERE, timeout=120)
+            anywhere = await command(llm, ANYWHERE, "save_blend", {"filepath": str(outside / "allowed.blend")})
+            assert anywhere["status"] == "completed" and (outside / "allowed.blend").is_file(), anywhere
+            exported = await command(llm, ANYWHERE, "export_scene", {"filepath": str(outside / "allowed.glb")})
+            assert exported["status"] == "completed" and (outside / "allowed.glb").is_file(), exported
+        finally:
+            w.stop()
+    assert "export_scene write anywhere" in w.log()
+    assert f"export_scene write only in {out}" in workers[BOUNDED].log()
+    assert f"export_scene write only in {ROOT / 'blender-mcp-output'}" in workers[DEFAULTS].log()

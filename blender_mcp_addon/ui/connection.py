@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 
 from ..client import ClientConfig, TokenKeeper
-from ..limits import Limits
+from ..limits import OUTPUT_FOLDER_NAME, Limits
 from ..runtime import Runtime
 from ..runtime.drivers import make_timer
 from ..session import (
@@ -55,8 +57,11 @@ def _limits() -> Limits:
     prefs = get_prefs()
     if prefs is None:
         return Limits(source="preferences")
+    folder = bpy.path.abspath(prefs.output_folder) if prefs.output_folder else None
+    if folder is None and prefs.write_only_in_output:
+        folder = os.path.join(os.path.expanduser("~"), OUTPUT_FOLDER_NAME)
     return Limits(max_render_size=prefs.max_render_size, max_render_samples=prefs.max_render_samples,
-                  source="preferences")
+                  output_dir=folder, write_anywhere=not prefs.write_only_in_output, source="preferences")
 
 
 def _status_bar(record) -> None:

@@ -35,6 +35,13 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
                                  subtype="PIXEL", description="Refuse jobs that ask to render a longer side")
     max_render_samples: IntProperty(name="Max render samples", default=DEFAULT_MAX_RENDER_SAMPLES, min=1, max=4096,
                                     description="Refuse jobs that ask to render with more samples")
+    output_folder: StringProperty(name="Output folder", subtype="DIR_PATH",
+                                  description="Where jobs' relative save/export paths land (empty: they must "
+                                              "give absolute paths, or ~/blender-mcp-output when writes are "
+                                              "limited to the output folder)")
+    write_only_in_output: BoolProperty(name="Write only in the output folder", default=False,
+                                       description="Refuse save_blend and export_scene paths outside the output "
+                                                   "folder (saving the open file in place stays allowed)")
 
     polyhaven_enabled: BoolProperty(name="Poly Haven", default=True)
     polyhaven_api_url: StringProperty(name="Poly Haven API", default="https://api.polyhaven.com")
@@ -61,6 +68,8 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Limits")
         col.prop(self, "max_render_size")
         col.prop(self, "max_render_samples")
+        col.prop(self, "output_folder")
+        col.prop(self, "write_only_in_output")
         col = layout.column(heading="Integrations")
         col.prop(self, "polyhaven_enabled")
         col.prop(self, "polyhaven_api_url")
