@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import uuid as uuid_mod
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 BOUNDED = "blender-limits-01"  # its own bounds and output folder
 DEFAULTS = "blender-limits-02"  # no flags: the default bounds and output folder
 ANYWHERE = "blender-limits-03"  # --allow-write-anywhere
+SLOW_SECONDS = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +31,38 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return {"base": base, "out": base / "out", "outside": outside}
 
 
+class _Slow(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(SLOW_SECONDS)
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def workers(server, folders, tmp_path_factory):
-    started = [Worker(server.url, tmp_path_factory.mktemp("user-bounded"), BOUNDED, "--max-render-size", "256",
-                      "--max-render-samples", "8", "--output-dir", str(folders["out"])),
-               Worker(server.url, tmp_path_factory.mktemp("user-defaults"), DEFAULTS)]
+def slow_service():
+    """A Poly Haven that takes SLOW_SECONDS per answer: a generator job waits on it in the background."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def workers(server, folders, slow_service, tmp_path_factory):
+    os.environ["BLENDER_MCP_POLYHAVEN_API_URL"] = slow_service
+    try:
+        started = [Worker(server.url, tmp_path_factory.mktemp("user-bounded"), BOUNDED, "--max-render-size", "256",
+                          "--max-render-samples", "8", "--output-dir", str(folders["out"])),
+                   Worker(server.url, tmp_path_factory.mktemp("user-defaults"), DEFAULTS)]
+    finally:
+        del os.environ["BLENDER_MCP_POLYHAVEN_API_URL"]
     yield {w.uuid: w for w in started}
     for w in started:
         w.stop()
@@ -140,6 +170,23 @@ async def test_a_cancel_is_answered_at_once_with_what_it_achieved(server, worker
         assert statuses == ["running", "cancelled"], statuses  # the answer came first, never after the end
         assert (await command(llm, BOUNDED, "execute_code", {"code": "print('still fine')"}))["result"] == \
             "still fine\n"
+
+
+async def test_a_generator_job_cancelled_while_it_waits_stops_at_once(server, workers):
+    """A generator handler waiting on background work (a download) is stopped between its steps: told
+    "requested" at once, then cancelled "done" without waiting for the download to end."""
+    await online(server, BOUNDED)
+    async with bus_client(server.url, uuid="lim-cancel-gen") as llm:
+        await dispatch(llm, BOUNDED, "cx-gen", "get_polyhaven_categories", {"asset_type": "hdris"})
+        await asyncio.sleep(1.0)  # waiting on the slow service now
+        asked = time.monotonic()
+        await llm.call_tool("blender_cancel_job", {"job_id": "cx-gen"})
+        last = await final(llm, "cx-gen", SLOW_SECONDS)
+        took = time.monotonic() - asked
+        seen = updates(llm, "cx-gen")
+        assert [u["details"]["cancel"] for u in seen if u.get("details")] == ["requested", "done"], seen
+        assert last["status"] == "cancelled" and "stopped between steps" in last["error"], last
+        assert took < 1.0, took
 
 
 # -- the output folder ------------------------------------------------------------------------------------
