@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 import threading
 import time
 import uuid as uuid_mod
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.blender_worker import Worker
+from tests import blenders
+from tests.blender_worker import Worker, extension_zip
 from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
@@ -229,3 +232,54 @@ async def test_files_are_written_only_in_the_output_folder(server, workers, fold
     assert "export_scene write anywhere" in w.log()
     assert f"export_scene write only in {out}" in workers[BOUNDED].log()
     assert f"export_scene write only in {ROOT / 'blender-mcp-output'}" in workers[DEFAULTS].log()
+
+
+PREFS_SCRIPT = r"""
+import bpy, importlib, json, os, sys
+tmp, zip_path = sys.argv[-1], sys.argv[-2]
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+pkg = "bl_ext.user_default.blender_mcp"
+prefs = bpy.context.preferences.addons[pkg].preferences
+connection = importlib.import_module(pkg + ".ui.connection")
+commands = importlib.import_module(pkg + ".handlers").COMMANDS
+LimitError = importlib.import_module(pkg + ".limits").LimitError
+connection.ensure_runtime()
+out = {}
+
+def attempt(name, **params):
+    try:
+        return {"ok": commands[name].fn(**params)}
+    except LimitError as exc:
+        return {"refused": str(exc)}
+
+out["default_outside"] = attempt("save_blend", filepath=os.path.join(tmp, "anywhere.blend"))
+out["default_relative"] = attempt("save_blend", filepath="relative.blend")
+prefs.max_render_size = 128
+out["render"] = attempt("render_image", resolution_x=256, resolution_y=64)
+prefs.write_only_in_output = True
+out["no_folder"] = attempt("save_blend", filepath=os.path.join(tmp, "refused.blend"))
+prefs.output_folder = os.path.join(tmp, "out")
+out["outside"] = attempt("export_scene", filepath=os.path.join(tmp, "refused.glb"))
+out["inside"] = attempt("save_blend", filepath="inside.blend")
+print("RESULT " + json.dumps(out, default=str), flush=True)
+os._exit(0)
+"""
+
+
+def test_a_window_writes_anywhere_unless_its_preferences_limit_it(tmp_path):
+    """The add-on preferences feed the same limits to a Blender window (here the bpy module, no window)."""
+    if not blenders.has_extensions():
+        pytest.skip("the preferences of Blender < 4.2's legacy add-on are driven by the GUI test")
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user"), "HOME": str(tmp_path)}
+    proc = subprocess.run(blenders.script_command(PREFS_SCRIPT, extension_zip(), str(tmp_path)), env=env,
+                          capture_output=True, text=True, timeout=180)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, (proc.stdout + proc.stderr)[-3000:]
+    out = json.loads(line[len("RESULT "):])
+    assert out["default_outside"]["ok"]["filepath"] == str(tmp_path / "anywhere.blend")
+    assert "must be absolute" in out["default_relative"]["refused"]  # no output folder: nothing it could mean
+    assert "256x64" in out["render"]["refused"] and "'Max render size'" in out["render"]["refused"]
+    assert str(tmp_path / "blender-mcp-output") in out["no_folder"]["refused"]  # the fallback, in the home folder
+    assert str(tmp_path / "out") in out["outside"]["refused"]
+    assert "'Write only in the output folder'" in out["outside"]["refused"]
+    assert out["inside"]["ok"]["filepath"] == str(tmp_path / "out" / "inside.blend")
