@@ -12,6 +12,7 @@ import uuid as uuid_mod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .limits import Limits
 from .protocol.versions import PROTOCOL_VERSION, RELEASE
 
 if TYPE_CHECKING:
@@ -28,6 +29,11 @@ def get_runtime() -> Runtime | None:
 def set_runtime(runtime: Runtime | None) -> None:
     global _runtime
     _runtime = runtime
+
+
+def current_limits() -> Limits:
+    """The bounds the handlers enforce: the runtime's (worker flags or preferences), else the defaults."""
+    return _runtime.limits if _runtime is not None else Limits()
 
 
 def get_keeper():

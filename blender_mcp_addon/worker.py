@@ -15,7 +15,22 @@ import sys
 import threading
 import time
 
+from .limits import (
+    DEFAULT_MAX_RENDER_SAMPLES,
+    DEFAULT_MAX_RENDER_SIZE,
+    OUTPUT_FOLDER_NAME,
+    Limits,
+    default_output_dir,
+)
+
 log = logging.getLogger(__name__)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentParser:
@@ -35,6 +50,17 @@ def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentPar
     p.add_argument("--integrations", default="polyhaven",
                    help="comma-separated integrations to enable: polyhaven,rodin,sketchfab")
     p.add_argument("--blend", default=None, help="a .blend file to open first")
+    p.add_argument("--max-render-size", type=_positive, default=DEFAULT_MAX_RENDER_SIZE, metavar="PIXELS",
+                   help="refuse renders whose resolution asks for a longer side than this (default: %(default)s; "
+                        "a 4096x4096 Cycles render peaked at 5.3 GB)")
+    p.add_argument("--max-render-samples", type=_positive, default=DEFAULT_MAX_RENDER_SAMPLES, metavar="N",
+                   help="refuse renders that ask for more samples (default: %(default)s)")
+    p.add_argument("--output-dir", default=env("BLENDER_MCP_OUTPUT_DIR"), metavar="DIR",
+                   help="the only folder save_blend and export_scene may write in; relative paths land there "
+                        f"(default: ./{OUTPUT_FOLDER_NAME}, made when first needed; or BLENDER_MCP_OUTPUT_DIR)")
+    p.add_argument("--allow-write-anywhere", action="store_true",
+                   help="let save_blend and export_scene write any path this user can (relative paths still "
+                        "land in the output folder)")
     p.add_argument("--log-level", default=env("BLENDER_MCP_LOG_LEVEL", "INFO"))
     return p
 
@@ -70,7 +96,10 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
                           capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()],
                           versions=client_versions(), list_clients=False)
     enabled = {name.strip() for name in args.integrations.split(",") if name.strip()}
-    runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__)
+    limits = Limits(max_render_size=args.max_render_size, max_render_samples=args.max_render_samples,
+                    output_dir=os.path.abspath(os.path.expanduser(args.output_dir)) if args.output_dir
+                    else default_output_dir(), write_anywhere=args.allow_write_anywhere, source="worker")
+    runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__, limits=limits)
     set_runtime(runtime)
     stop = threading.Event()
 
@@ -88,6 +117,9 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     print(f"blender-mcp worker {config.client_uuid}: {runtime.state.describe()} ({keeper.base}; add-on "
           f"{versions['addon']}, Blender {versions['blender']}, Python {versions['python']}, bus protocol "
           f"{versions['protocol']}; server {runtime.state.server.get('version', '?')})", flush=True)
+    writes = "anywhere" if limits.write_anywhere else f"only in {limits.output_dir}"
+    print(f"blender-mcp worker {config.client_uuid}: renders up to {limits.max_render_size} px and "
+          f"{limits.max_render_samples} samples; save_blend and export_scene write {writes}", flush=True)
     try:
         run_headless(runtime, stop)
     finally:

@@ -36,10 +36,16 @@ def polyhaven():
 
 
 @pytest.fixture(scope="module")
-def worker(server, polyhaven, tmp_path_factory):
+def outputs(tmp_path_factory) -> Path:
+    """The worker's output folder: the only one its save_blend and export_scene may write in."""
+    return tmp_path_factory.mktemp("outputs")
+
+
+@pytest.fixture(scope="module")
+def worker(server, polyhaven, outputs, tmp_path_factory):
     os.environ["BLENDER_MCP_POLYHAVEN_API_URL"] = polyhaven.url
     try:
-        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET)
+        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(outputs))
     finally:
         del os.environ["BLENDER_MCP_POLYHAVEN_API_URL"]
     yield w
@@ -85,7 +91,7 @@ async def test_spec_style_a_example_runs_unchanged(server, worker):
         assert HDRI_ID in world["result"]
 
 
-async def test_scene_tools(server, worker, tmp_path):
+async def test_scene_tools(server, worker, outputs, tmp_path):
     await ready(server)
     async with await style_a(server.url) as client:
         info = await call(client, "blender_get_scene_info", {"limit": 1, "offset": 1})
@@ -100,18 +106,20 @@ async def test_scene_tools(server, worker, tmp_path):
         assert code["result"] == "out\n" and code["details"] == {"stderr": "err\n", "value": "42"}
         boom = await call(client, "blender_execute_code", {"code": "raise ValueError('bad')"})
         assert boom["status"] == "error" and "ValueError: bad" in boom["error"]
-        blend = tmp_path / "saved.blend"
+        blend = outputs / "saved.blend"
         saved = await completed(client, "blender_save_blend", {"filepath": str(blend)})
         assert saved["filepath"] == str(blend) and blend.stat().st_size > 1000
         for fmt, name in [("glb", "scene.glb"), ("obj", "scene.obj"), ("fbx", "scene.fbx"), ("usd", "scene.usdc")]:
-            out = await call(client, "blender_export_scene", {"filepath": str(tmp_path / name), "format": fmt})
+            out = await call(client, "blender_export_scene", {"filepath": str(outputs / name), "format": fmt})
             if fmt == "usd" and "built without USD export" in out["error"]:  # distribution builds (Debian's)
-                assert out["status"] == "error" and not (tmp_path / name).exists()
+                assert out["status"] == "error" and not (outputs / name).exists()
                 continue
             assert out["status"] == "completed", out["error"]
-            assert (tmp_path / name).stat().st_size > 100
-        bad = await call(client, "blender_export_scene", {"filepath": "relative.glb"})
-        assert bad["status"] == "error" and "absolute" in bad["error"]
+            assert (outputs / name).stat().st_size > 100
+        relative = await completed(client, "blender_export_scene", {"filepath": "relative.glb"})
+        assert relative["filepath"] == str(outputs / "relative.glb")  # a relative path lands in the output folder
+        outside = await call(client, "blender_export_scene", {"filepath": str(tmp_path / "outside.glb")})
+        assert outside["status"] == "error" and "outside the folder" in outside["error"]
 
 
 def png_size(data: bytes) -> tuple[int, int]:

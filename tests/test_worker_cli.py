@@ -16,7 +16,8 @@ def test_help_prints_every_option_and_installs_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "blender_mcp_addon.worker_cli", "--help", "--user-dir",
                            str(user_dir)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    for option in ("--server", "--username", "--token", "--policy", "--zip", "--user-dir", "--blend"):
+    for option in ("--server", "--username", "--token", "--policy", "--zip", "--user-dir", "--blend",
+                   "--max-render-size", "--max-render-samples", "--output-dir", "--allow-write-anywhere"):
         assert option in proc.stdout, option
     assert not user_dir.exists() and "import bpy" not in proc.stderr
 

@@ -1,19 +1,25 @@
-"""Files: `save_blend` and `export_scene`."""
+"""Files: `save_blend` and `export_scene`, the commands that write a path the caller chooses.
+
+The path goes through this Blender's write limits (limits.py: the output folder, symlinks and `..`
+resolved) before anything is written. Imports only read, and downloads go to the add-on's own folder.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from ..session import current_limits
 from . import CommandError, command
 
 
-def _absolute(filepath: str, suffixes: tuple[str, ...]) -> str:
-    path = os.path.abspath(os.path.expanduser(filepath))
-    if not os.path.isabs(os.path.expanduser(filepath)):
-        raise CommandError(f"filepath must be absolute, got {filepath!r}")
-    if not path.lower().endswith(suffixes):
+def _writable(filepath: str, suffixes: tuple[str, ...]) -> str:
+    if not filepath.lower().endswith(suffixes):  # checked first: a wrong name must not make folders
         raise CommandError(f"filepath must end with {' or '.join(suffixes)}")
+    path = current_limits().write_path(filepath)
+    if not path.lower().endswith(suffixes):  # a symlink named x.blend may point at any file
+        raise CommandError(f"filepath {filepath!r} leads to {path!r}, which does not end with "
+                           f"{' or '.join(suffixes)}")
     if not os.path.isdir(os.path.dirname(path)):
         raise CommandError(f"folder {os.path.dirname(path)!r} does not exist")
     return path
@@ -40,7 +46,7 @@ def save_blend(filepath: str | None = None) -> dict[str, Any]:
         bpy.ops.wm.save_mainfile()
         path = bpy.data.filepath
     else:
-        path = _absolute(filepath, (".blend",))
+        path = _writable(filepath, (".blend",))
         bpy.ops.wm.save_as_mainfile(filepath=path)
     return {"filepath": path, "bytes": os.path.getsize(path)}
 
@@ -51,7 +57,7 @@ def export_scene(filepath: str, format: str = "glb", selected_only: bool = False
 
     suffix = {"glb": (".glb",), "gltf": (".gltf",), "obj": (".obj",), "fbx": (".fbx",),
               "usd": (".usd", ".usda", ".usdc", ".usdz")}[format]
-    path = _absolute(filepath, suffix)
+    path = _writable(filepath, suffix)
     if format in ("glb", "gltf"):
         bpy.ops.export_scene.gltf(filepath=path, export_format="GLB" if format == "glb" else "GLTF_SEPARATE",
                                   use_selection=selected_only)

@@ -1,4 +1,6 @@
-"""Pictures of the scene: `render_image` and `get_viewport_screenshot` (a quick render when headless)."""
+"""Pictures of the scene: `render_image` and `get_viewport_screenshot` (a quick render when headless).
+
+Every render goes through `render_png`, which checks this Blender's render bounds (limits.py) first."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import tempfile
 import time
 from typing import Any
 
+from ..session import current_limits
 from . import CommandError, command
 
 ENGINES = {"cycles": ("CYCLES",), "eevee": ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"), "workbench": ("BLENDER_WORKBENCH",)}
@@ -41,9 +44,10 @@ def _png_reply(path: str, **meta: Any) -> dict[str, Any]:
 
 
 def render_png(engine: str = "cycles", resolution_x: int = 512, resolution_y: int = 512, samples: int = 16,
-               max_size: int = 1024) -> dict[str, Any]:
+               max_size: int = 1024, command: str = "render_image") -> dict[str, Any]:
     import bpy
 
+    current_limits().check_render(command, resolution_x, resolution_y, samples)  # before any memory is spent
     scene = bpy.context.scene
     if scene.camera is None:
         raise CommandError("the scene has no active camera to render from")
@@ -98,7 +102,8 @@ def get_viewport_screenshot(max_size: int = 800) -> dict[str, Any]:
                 break
     if area is None:
         # No window to grab (blender -b): a quick render from the scene camera stands in for the viewport.
-        return {**render_png("cycles", max_size, max_size, 4, max_size), "source": "render"}
+        return {**render_png("cycles", max_size, max_size, 4, max_size, command="get_viewport_screenshot"),
+                "source": "render"}
     fd, path = tempfile.mkstemp(suffix=".png", prefix="blender_mcp_shot_")
     os.close(fd)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import traceback
 from collections import deque
@@ -21,11 +22,15 @@ from typing import Any
 from ..client import BusClient, ClientConfig, ConnectionState, MessagePump, PumpItem, TokenKeeper
 from ..handlers import COMMANDS, Background, CommandError, Progress, Reply, load_all
 from ..handlers.code import ScriptFailed, run_script
+from ..limits import LimitError, Limits
 
 log = logging.getLogger(__name__)
 POLICIES = ("allow", "ask", "deny")
 MAX_RESULT_BYTES = 900 * 1024  # under the server's 1 MiB payload cap, with room for the envelope
 INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab"}
+# `details.cancel` of the update that answers a cancel_job (the server tells the caller from it whether the
+# job really stopped): dropped or stopped; asked to stop at its next step; cannot be stopped.
+CANCEL_DONE, CANCEL_REQUESTED, CANCEL_NOT_POSSIBLE = "done", "requested", "not_possible"
 
 
 @dataclass(eq=False)  # one record per run of a job: compared by identity
@@ -54,16 +59,23 @@ class _Suspended:
 
 class Runtime:
     def __init__(self, *, policy: str | Callable[[], str] = "allow",
-                 integration_enabled: Callable[[str], bool] | None = None):
+                 integration_enabled: Callable[[str], bool] | None = None,
+                 limits: Limits | Callable[[], Limits] | None = None):
         self.pump = MessagePump()
         self.client: BusClient | None = None
         self._policy = policy
+        self._limits = limits or Limits()
         self._integration_enabled = integration_enabled or (lambda _name: True)
         self.recent: deque[JobRecord] = deque(maxlen=50)
         self.approvals: dict[str, PumpItem] = {}
         self.messages: deque[dict[str, Any]] = deque(maxlen=50)
         self._cancelled: set[str] = set()
         self._suspended: dict[str, _Suspended] = {}
+        # The job the main thread is inside (a handler or a generator's step), and whether it can be stopped
+        # between steps. The client thread reads it to answer a cancel at once; the lock keeps that answer
+        # before the job's final update, never after it.
+        self._running: tuple[JobRecord, bool] | None = None
+        self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blender-mcp-bg")
         self.on_change: Callable[[], None] | None = None
         self.on_progress: Callable[[JobRecord | None], None] | None = None  # main thread; None when a job ends
@@ -78,6 +90,10 @@ class Runtime:
 
     def integration_enabled(self, name: str) -> bool:
         return bool(self._integration_enabled(name))
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits() if callable(self._limits) else self._limits
 
     @property
     def state(self) -> ConnectionState:
@@ -113,14 +129,33 @@ class Runtime:
         self.pump.push(priority, record, level)
 
     def _on_cancel(self, job_id: str) -> None:
-        item = self.pump.remove_job(job_id)
-        if item is not None:
-            record = self._record_for(item)
-            record.status, record.finished = "cancelled", time.time()
-            self._remember(record)
-            self._update(job_id, "cancelled", error="cancelled before it started")
-        else:
-            self._cancelled.add(job_id)  # running or awaiting approval: checked on the main thread
+        """Answer a cancel_job on the client thread, at once: the main thread may be busy with this very job.
+
+        Every answer says in `details.cancel` what the cancel achieved (CANCEL_*)."""
+        with self._lock:
+            item = self.pump.remove_job(job_id)
+            why = "cancelled before it started"
+            if item is None and (item := self.approvals.pop(job_id, None)) is not None:
+                why = "cancelled while awaiting approval"
+            if item is not None:
+                record = self._record_for(item)
+                record.status, record.error, record.finished = "cancelled", why, time.time()
+                self._remember(record)
+                self._update(job_id, "cancelled", error=why, details={"cancel": CANCEL_DONE})
+                self.dirty = True
+                return
+            self._cancelled.add(job_id)  # the main thread acts on it: stops a generator, discards a result
+            running = self._running
+            if running is not None and running[0].job_id == job_id and not running[1]:
+                self._update(job_id, "running", message="cancel requested; it cannot be stopped", details={
+                    "cancel": CANCEL_NOT_POSSIBLE,
+                    "reason": f"{running[0].command} is running on Blender's main thread and cannot be stopped; "
+                              "it will run to its end and its result will be discarded"})
+            elif (running is not None and running[0].job_id == job_id) or job_id in self._suspended:
+                self._update(job_id, "running", message="cancel requested; it stops at its next step",
+                             details={"cancel": CANCEL_REQUESTED})
+            # Otherwise the main thread has just taken it off the heap (it answers "done" as it starts) or the
+            # job is unknown here (already finished: its final update has gone).
         self.pump.wake()
 
     # -- main thread ----------------------------------------------------------------------------------
@@ -128,13 +163,19 @@ class Runtime:
         """Run queued jobs until `budget` seconds are used; returns how many steps ran."""
         deadline = time.perf_counter() + budget
         steps = 0
-        for job_id in [j for j in self._cancelled if j in self.approvals]:
-            self._cancelled.discard(job_id)
-            item = self.approvals.pop(job_id)
-            self._finish(self._record_for(item), "cancelled", error="cancelled while awaiting approval")
         for job_id, suspended in list(self._suspended.items()):
-            if suspended.future.done():
+            if job_id in self._cancelled:
+                # Between steps: stop now rather than when the background work (a download) would end.
                 self._suspended.pop(job_id)
+                suspended.future.cancel()
+                suspended.gen.close()
+                self._finish(suspended.record, "cancelled", error="cancelled while running; stopped between "
+                             "steps", details={"cancel": CANCEL_DONE})
+                steps += 1
+            elif suspended.future.done():
+                with self._lock:  # a cancel from now on finds it running, and is told "requested"
+                    self._suspended.pop(job_id)
+                    self._running = (suspended.record, True)
                 self._resume(suspended.record, suspended.gen, suspended.future)
                 steps += 1
         while time.perf_counter() < deadline:
@@ -157,16 +198,20 @@ class Runtime:
             self._changed()
             return
         record = self._record_for(item)
-        if self._needs_policy(kind, payload):
-            policy = self.policy
-            if policy == "deny":
-                self._finish(record, "error", error="code execution is disabled in Blender (policy: deny)")
+        with self._lock:  # a cancel that comes now finds the job either here or in the approvals, not lost between
+            if record.job_id in self._cancelled:  # came as the main thread took the job off the heap
+                self._finish(record, "cancelled", error="cancelled before it started", details={"cancel": CANCEL_DONE})
                 return
-            if policy == "ask":
-                self.approvals[record.job_id] = item
-                self._update(record.job_id, "queued", message="waiting for approval in Blender")
-                self._changed()
-                return
+            if self._needs_policy(kind, payload):
+                policy = self.policy
+                if policy == "deny":
+                    self._finish(record, "error", error="code execution is disabled in Blender (policy: deny)")
+                    return
+                if policy == "ask":
+                    self.approvals[record.job_id] = item
+                    self._update(record.job_id, "queued", message="waiting for approval in Blender")
+                    self._changed()
+                    return
         self._run(item, record)
 
     def approve(self, job_id: str) -> bool:
@@ -195,6 +240,12 @@ class Runtime:
     def _run(self, item: PumpItem, record: JobRecord) -> None:
         payload = item.payload
         self._remember(record)
+        cmd = COMMANDS.get(str(payload.get("command"))) if payload.get("message_type") == "command_dispatch" else None
+        with self._lock:
+            if record.job_id in self._cancelled:  # came after _start looked, or while awaiting approval
+                self._finish(record, "cancelled", error="cancelled before it started", details={"cancel": CANCEL_DONE})
+                return
+            self._running = (record, bool(cmd and cmd.is_generator))
         record.status = "running"
         record.started = time.time()
         try:
@@ -203,7 +254,6 @@ class Runtime:
                 return
             name = str(payload.get("command"))
             params = payload.get("params") or {}
-            cmd = COMMANDS.get(name)
             if cmd is None:
                 raise CommandError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
             if cmd.integration and not self._integration_enabled(cmd.integration):
@@ -223,13 +273,14 @@ class Runtime:
                 self._finish(record, "completed", outcome)
         except ScriptFailed as exc:
             self._finish(record, "error", Reply(exc.stdout, {"stderr": exc.stderr}), error=exc.traceback)
-        except CommandError as exc:
+        except (CommandError, LimitError) as exc:
             self._finish(record, "error", error=str(exc))
         except Exception:
             self._finish(record, "error", error=traceback.format_exc())
 
     def _resume(self, record: JobRecord, gen: Generator[Any, Any, Any], future: Future | None) -> None:
         """Step a generator handler until it finishes or hands work to a background thread."""
+        self._running = (record, True)
         try:
             if future is None:
                 step = next(gen)
@@ -240,8 +291,8 @@ class Runtime:
             while True:
                 if record.job_id in self._cancelled:
                     gen.close()
-                    self._cancelled.discard(record.job_id)
-                    self._finish(record, "cancelled", error="cancelled while running")
+                    self._finish(record, "cancelled", error="cancelled while running; stopped between steps",
+                                 details={"cancel": CANCEL_DONE})
                     return
                 if isinstance(step, Progress):
                     record.progress, record.message = step.fraction, step.message
@@ -252,7 +303,9 @@ class Runtime:
                 elif isinstance(step, Background):
                     fut = self._pool.submit(step.fn)
                     fut.add_done_callback(lambda _f: self.pump.wake())
-                    self._suspended[record.job_id] = _Suspended(record, gen, fut)
+                    with self._lock:
+                        self._suspended[record.job_id] = _Suspended(record, gen, fut)
+                        self._running = None
                     if step.message:
                         record.message = step.message
                     return
@@ -260,17 +313,37 @@ class Runtime:
                     raise CommandError(f"handler yielded {type(step).__name__}, not Background or Progress")
         except StopIteration as stop:
             self._finish(record, "completed", stop.value)
-        except CommandError as exc:
+        except (CommandError, LimitError) as exc:
             self._finish(record, "error", error=str(exc))
         except Exception:
             self._finish(record, "error", error=traceback.format_exc())
 
-    def _finish(self, record: JobRecord, status: str, outcome: Any = None, error: str = "") -> None:
+    def _finish(self, record: JobRecord, status: str, outcome: Any = None, error: str = "",
+                details: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._finish_locked(record, status, outcome, error, details)
+        self._changed()
+
+    def _finish_locked(self, record: JobRecord, status: str, outcome: Any, error: str,
+                       cancel_details: dict[str, Any] | None) -> None:
+        running = self._running if self._running is not None and self._running[0] is record else None
+        if running is not None:
+            self._running = None
         if record.job_id in self._cancelled and status != "cancelled":
-            status, error = "cancelled", error or "cancelled while running"
+            # The cancel came while the job ran and it ended before it could be stopped (a plain handler
+            # always, a generator within its last step): its changes to the scene stay; its result is
+            # dropped, as the cancel's answer promised.
+            how = "completed" if status == "completed" else "failed"
+            why = ("it was in its last step" if running is not None and running[1]
+                   else "it could not be stopped on Blender's main thread")
+            status, outcome, cancel_details = "cancelled", None, {"cancel": CANCEL_NOT_POSSIBLE}
+            error = (f"cancelled while running: {record.command} ran to its end ({how}) because {why}; "
+                     "its result was discarded, its changes to the scene stay")
         self._cancelled.discard(record.job_id)
         reply = outcome if isinstance(outcome, Reply) else Reply(outcome)
         result, details = reply.result, reply.details
+        if cancel_details:
+            details = {**(details or {}), **cancel_details}
         try:
             size = len(json.dumps({"r": result, "d": details}, default=str))
         except (TypeError, ValueError):
@@ -285,7 +358,6 @@ class Runtime:
         self._remember(record)
         measured = size if 0 < size <= MAX_RESULT_BYTES else None  # not for a repr()'d or dropped result
         self._update(record.job_id, status, result=result, error=error, details=details, result_bytes=measured)
-        self._changed()
 
     def _update(self, job_id: str, status: str, result: Any = None, error: str = "", progress: float | None = None,
                 message: str | None = None, details: dict[str, Any] | None = None,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 
 from ..client import ClientConfig, TokenKeeper
+from ..limits import OUTPUT_FOLDER_NAME, Limits
 from ..runtime import Runtime
 from ..runtime.drivers import make_timer
 from ..session import (
@@ -49,6 +52,18 @@ def _policy() -> str:
     return prefs.execution_policy if prefs else "deny"
 
 
+def _limits() -> Limits:
+    """Read for every job, so a changed preference counts from the next job on."""
+    prefs = get_prefs()
+    if prefs is None:
+        return Limits(source="preferences")
+    folder = bpy.path.abspath(prefs.output_folder) if prefs.output_folder else None
+    if folder is None and prefs.write_only_in_output:
+        folder = os.path.join(os.path.expanduser("~"), OUTPUT_FOLDER_NAME)
+    return Limits(max_render_size=prefs.max_render_size, max_render_samples=prefs.max_render_samples,
+                  output_dir=folder, write_anywhere=not prefs.write_only_in_output, source="preferences")
+
+
 def _status_bar(record) -> None:
     """Long jobs (downloads) show their progress in the status bar as well as in the panel."""
     workspace = getattr(bpy.context, "workspace", None)
@@ -63,7 +78,7 @@ def _status_bar(record) -> None:
 def ensure_runtime() -> Runtime:
     runtime = get_runtime()
     if runtime is None:
-        runtime = Runtime(policy=_policy, integration_enabled=_integration_enabled)
+        runtime = Runtime(policy=_policy, integration_enabled=_integration_enabled, limits=_limits)
         runtime.on_progress = _status_bar
         set_runtime(runtime)
     if not bpy.app.timers.is_registered(_timer):

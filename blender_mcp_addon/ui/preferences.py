@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from ..limits import DEFAULT_MAX_RENDER_SAMPLES, DEFAULT_MAX_RENDER_SIZE
 from ..session import addon_package
 
 POLICY_ITEMS = [
@@ -29,6 +30,19 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
                                  description="Keep a refresh token in the preferences (never the password)")
     refresh_token: StringProperty(name="Refresh token", subtype="PASSWORD", options={"HIDDEN"})
 
+    # The same bounds a headless worker takes as flags (limits.py); the catalog allows up to 8192 and 4096.
+    max_render_size: IntProperty(name="Max render size", default=DEFAULT_MAX_RENDER_SIZE, min=16, max=8192,
+                                 subtype="PIXEL", description="Refuse jobs that ask to render a longer side")
+    max_render_samples: IntProperty(name="Max render samples", default=DEFAULT_MAX_RENDER_SAMPLES, min=1, max=4096,
+                                    description="Refuse jobs that ask to render with more samples")
+    output_folder: StringProperty(name="Output folder", subtype="DIR_PATH",
+                                  description="Where jobs' relative save/export paths land (empty: they must "
+                                              "give absolute paths, or ~/blender-mcp-output when writes are "
+                                              "limited to the output folder)")
+    write_only_in_output: BoolProperty(name="Write only in the output folder", default=False,
+                                       description="Refuse save_blend and export_scene paths outside the output "
+                                                   "folder (saving the open file in place stays allowed)")
+
     polyhaven_enabled: BoolProperty(name="Poly Haven", default=True)
     polyhaven_api_url: StringProperty(name="Poly Haven API", default="https://api.polyhaven.com")
     rodin_enabled: BoolProperty(name="Hyper3D Rodin", default=False)
@@ -51,6 +65,11 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
         col.prop(self, "group_id")
         col.prop(self, "capabilities")
         col.prop(self, "execution_policy")
+        col = layout.column(heading="Limits")
+        col.prop(self, "max_render_size")
+        col.prop(self, "max_render_samples")
+        col.prop(self, "output_folder")
+        col.prop(self, "write_only_in_output")
         col = layout.column(heading="Integrations")
         col.prop(self, "polyhaven_enabled")
         col.prop(self, "polyhaven_api_url")
