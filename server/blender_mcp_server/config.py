@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     login_failures_per_user: int = 10
     login_delay_max: float = 2.0
     password_hashes_at_once: int = 2
+    # Open MCP sessions (each ~70 KB of server memory): one account may not take the whole server's share,
+    # at which point the SDK answers every other user's new session with 503.
+    max_sessions_per_user: int = Field(default=300, ge=1)
+    max_sessions: int = Field(default=10_000, ge=1, description="all users together (the SDK's own bound)")
 
     # Delivery: each target's outbox and liveness.
     outbox_max: int = 10_000
@@ -54,6 +58,13 @@ class Settings(BaseSettings):
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
     session_idle_timeout: float = 300.0
+
+    @model_validator(mode="after")
+    def _one_user_cannot_fill_the_server(self) -> Settings:
+        if self.max_sessions <= self.max_sessions_per_user:
+            raise ValueError(f"max_sessions ({self.max_sessions}) must be greater than max_sessions_per_user "
+                             f"({self.max_sessions_per_user})")
+        return self
 
     @property
     def base_url(self) -> str:
