@@ -1,4 +1,4 @@
-"""Edge bounds: open MCP sessions per user.
+"""Edge bounds: open MCP sessions per user, slow request reads (slowloris).
 
 Each runs against a real server process on 127.0.0.1 with real clients and raw sockets, no mocks.
 """
@@ -6,6 +6,8 @@ Each runs against a real server process on 127.0.0.1 with real clients and raw s
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import time
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
-from tests.helpers import login, start_fresh, tool_json
+from tests.helpers import bus_client, login, send, start_fresh, tool_json
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +123,93 @@ def test_max_sessions_must_exceed_max_sessions_per_user():
 
     with pytest.raises(ValidationError, match="max_sessions"):
         Settings(max_sessions=300, max_sessions_per_user=300)
+
+
+# --- 2. slow request reads -------------------------------------------------------------------------------
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server closed this connection (what it sent before closing, e.g. a 408, is read away)."""
+    while select.select([sock], [], [], 0)[0]:
+        try:
+            if not sock.recv(65536):
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+def test_slow_request_reads_are_cut_and_everyone_else_is_served(tmp_path):
+    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_HEADER_TIMEOUT="1", BLENDER_MCP_BODY_TIMEOUT="1")
+    try:
+        head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
+        dribblers = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(40)]
+        silent = socket.create_connection(("127.0.0.1", srv.port))  # connects and never sends a byte
+        start = time.monotonic()
+        closed_after: dict[int, float] = {}
+        slowest_health = 0.0
+        step = 0
+        while len(closed_after) < len(dribblers) and time.monotonic() - start < 6:
+            for i, sock in enumerate(dribblers):
+                if i in closed_after:
+                    continue
+                if _closed(sock):
+                    closed_after[i] = time.monotonic() - start
+                    continue
+                try:
+                    sock.send(head[step:step + 1])  # a byte every 0.1 s: never a whole header
+                except OSError:
+                    closed_after[i] = time.monotonic() - start
+            t = time.monotonic()
+            assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200
+            slowest_health = max(slowest_health, time.monotonic() - t)
+            step += 1
+            time.sleep(0.1)
+        assert len(closed_after) == len(dribblers), f"{len(closed_after)} of {len(dribblers)} closed"
+        assert max(closed_after.values()) < 3.5, closed_after
+        assert _closed(silent)
+        assert slowest_health < 1.0, slowest_health
+        for sock in [*dribblers, silent]:
+            sock.close()
+
+        # A body that stalls between chunks is answered 408 and closed.
+        stall = socket.create_connection(("127.0.0.1", srv.port))
+        stall.sendall(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{\"user")
+        stall.settimeout(5)
+        answer = stall.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        stall.close()
+
+        # A slow but steady body is read to the end (each chunk within body_timeout of the last).
+        body = b'{"username": "demo", "password": "demo"}'
+        steady = socket.create_connection(("127.0.0.1", srv.port))
+        steady.sendall(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 8):
+            steady.sendall(body[i:i + 8])
+            time.sleep(0.5)  # 3 s in all, 3x body_timeout
+        steady.settimeout(5)
+        answer = steady.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        # Then the connection idles: uvicorn's keep-alive timeout (5 s) still closes it.
+        steady.settimeout(10)
+        t = time.monotonic()
+        while steady.recv(65536):
+            pass
+        assert 3 < time.monotonic() - t < 8
+        steady.close()
+    finally:
+        srv.stop()
+
+
+async def test_standing_streams_outlive_the_read_timeouts(tmp_path):
+    """The timeouts are for reading a request; the GET stream and a waiting call are responses."""
+    srv = start_fresh(tmp_path / "srv", BLENDER_MCP_HEADER_TIMEOUT="1", BLENDER_MCP_BODY_TIMEOUT="1")
+    try:
+        async with bus_client(srv.url, uuid="edge-a") as a, bus_client(srv.url, uuid="edge-b") as b:
+            await asyncio.sleep(3.5)
+            assert (await send(a, target_uuid="edge-b", from_uuid="edge-a", payload={"n": 1}))["status"] == "sent"
+            records = await b.collector.wait_for(1)
+            assert records[-1]["payload"] == {"n": 1}
+    finally:
+        srv.stop()

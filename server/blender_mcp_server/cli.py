@@ -32,6 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from blender_mcp_addon.asyncio_thread import declare_asyncio_thread
 
     from .app import build_server
+    from .read_timeouts import read_timeout_protocol
 
     settings = _settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,7 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trusted = settings.trusted_proxies.strip()
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=5, proxy_headers=bool(trusted),
-                            forwarded_allow_ips=trusted or None)
+                            forwarded_allow_ips=trusted or None,
+                            http=read_timeout_protocol(settings.header_timeout, settings.body_timeout))
     graceful_server(config, server.bus).run()
     return 0
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # at which point the SDK answers every other user's new session with 503.
     max_sessions_per_user: int = Field(default=300, ge=1)
     max_sessions: int = Field(default=10_000, ge=1, description="all users together (the SDK's own bound)")
+    # Reading a request: a connection whose request line and headers are not in within header_timeout, or
+    # whose body stalls for body_timeout between chunks, is closed (answered 408 when nothing else is in
+    # flight on it). Responses, such as the standing GET stream, are not timed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
 
     # Delivery: each target's outbox and liveness.
     outbox_max: int = 10_000
