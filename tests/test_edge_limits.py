@@ -1,4 +1,4 @@
-"""Edge bounds: open MCP sessions per user, slow request reads (slowloris).
+"""Edge bounds: open MCP sessions per user, slow request reads (slowloris), JSON nested too deep to parse.
 
 Each runs against a real server process on 127.0.0.1 with real clients and raw sockets, no mocks.
 """
@@ -6,6 +6,7 @@ Each runs against a real server process on 127.0.0.1 with real clients and raw s
 from __future__ import annotations
 
 import asyncio
+import json
 import select
 import socket
 import time
@@ -213,3 +214,58 @@ async def test_standing_streams_outlive_the_read_timeouts(tmp_path):
             assert records[-1]["payload"] == {"n": 1}
     finally:
         srv.stop()
+
+
+# --- 3. JSON nested too deep to parse --------------------------------------------------------------------
+
+def _nested(depth: int) -> str:
+    """JSON text of `depth` objects, one inside the other."""
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def test_json_nested_too_deep_to_parse_gets_a_structured_error(server):
+    base = server.url
+    token = login(base)["access_token"]
+    with httpx.Client(timeout=30) as http:
+        session_id = _initialized_session(http, base, token)
+        for depth in (300, 10_000, 500_000):
+            body = ('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"blender_send_message",'
+                    '"arguments":{"payload":' + _nested(depth) + "}}}")
+            r = http.post(f"{base}/mcp", content=body, headers=_headers(token, session_id))
+            assert r.status_code == 400, (depth, r.status_code, r.text[:300])
+            error = r.json()["error"]
+            assert error["code"] == -32600 and "200" in error["message"] and "nest" in error["message"], error
+            assert "Traceback" not in r.text
+        # Brackets inside strings are text, not nesting.
+        bracketed = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "blender_list_available_clients", "arguments": {}}, "_": "[" * 5000}
+        r = http.post(f"{base}/mcp", json=bracketed, headers=_headers(token, session_id))
+        assert r.status_code == 200 and '"persistent"' in r.text, r.text[:300]
+
+        for path in ("/auth/login", "/auth/refresh", "/auth/logout", "/auth/tokens"):
+            for body in ("[" * 10_000 + "]" * 10_000, '{"username":' + _nested(10_000) + "}"):
+                r = http.post(f"{base}{path}", content=body, headers={"Authorization": f"Bearer {token}",
+                                                                          "Content-Type": "application/json"})
+                assert r.status_code == 400, (path, r.status_code, r.text[:300])
+                assert r.json()["error"] == "invalid_request" and "200" in r.json()["message"], r.text
+
+    async def still_healthy() -> None:
+        async with bus_client(base, uuid="deep-after-a") as a, bus_client(base, uuid="deep-after-b") as b:
+            answer = await send(a, target_uuid="deep-after-b", from_uuid="deep-after-a",
+                                payload=json.loads(_nested(60)))
+            assert answer["status"] == "sent", answer
+            await b.collector.wait_for(1)
+
+    asyncio.run(still_healthy())
+    assert httpx.get(f"{base}/health").json()["status"] == "ok"
+
+
+def test_json_depth_is_measured_on_brackets_outside_strings():
+    from blender_mcp_server.json_depth import json_depth_over
+
+    assert not json_depth_over(_nested(200).encode(), 200)
+    assert json_depth_over(_nested(201).encode(), 200)
+    assert json_depth_over(b"[" * 201 + b"]" * 201, 200)
+    assert not json_depth_over(json.dumps({"s": "[{" * 1000, "e": '\\"[[[' * 100}).encode(), 3)
+    assert not json_depth_over(json.dumps([[i] for i in range(100_000)]).encode(), 2)  # wide, not deep
+    assert json_depth_over(json.dumps([[[i]] for i in range(10)]).encode(), 2)

@@ -18,6 +18,7 @@ from .config import Settings
 from .gc_policy import HeapFreezer
 from .http_routes import AuthRoutes
 from .jobs import Jobs
+from .json_depth import JsonDepthGuard
 from .quiet_ping import QuietPing
 from .registry import Registry
 from .session_limits import SessionLimit, find_session_manager, sdk_open_session_ids, set_max_sessions
@@ -94,6 +95,7 @@ def build_server(settings: Settings) -> Server:
         return sdk_open_session_ids(find_session_manager(http_app_ref.get("app"), MCP_PATH))
 
     app = mcp.http_app(path=MCP_PATH, stateless_http=False, middleware=[
+        Middleware(JsonDepthGuard, limit=settings.max_json_depth, mcp_path=MCP_PATH),
         Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,
                    idle_timeout=settings.session_idle_timeout, path=MCP_PATH),
         Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
