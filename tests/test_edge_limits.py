@@ -228,14 +228,22 @@ def test_json_nested_too_deep_to_parse_gets_a_structured_error(server):
     token = login(base)["access_token"]
     with httpx.Client(timeout=30) as http:
         session_id = _initialized_session(http, base, token)
-        for depth in (300, 10_000, 500_000):
+        def call_with_payload(depth: int) -> httpx.Response:
             body = ('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"blender_send_message",'
                     '"arguments":{"payload":' + _nested(depth) + "}}}")
-            r = http.post(f"{base}/mcp", content=body, headers=_headers(token, session_id))
+            return http.post(f"{base}/mcp", content=body, headers=_headers(token, session_id))
+
+        for depth in (510, 1000, 10_000, 500_000):  # 3 levels of envelope around the payload
+            r = call_with_payload(depth)
             assert r.status_code == 400, (depth, r.status_code, r.text[:300])
             error = r.json()["error"]
-            assert error["code"] == -32600 and "200" in error["message"] and "nest" in error["message"], error
+            assert error["code"] == -32600 and "512" in error["message"] and "nest" in error["message"], error
             assert "Traceback" not in r.text
+        # Shallower input is parsed, and the bus's own bound answers it as before.
+        r = call_with_payload(509)
+        assert r.status_code == 200 and r.text.startswith("event: message"), r.text[:300]
+        r = call_with_payload(100)
+        assert r.status_code == 200 and "invalid_payload" in r.text, r.text[:300]
         # Brackets inside strings are text, not nesting.
         bracketed = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "blender_list_available_clients", "arguments": {}}, "_": "[" * 5000}
@@ -247,7 +255,7 @@ def test_json_nested_too_deep_to_parse_gets_a_structured_error(server):
                 r = http.post(f"{base}{path}", content=body, headers={"Authorization": f"Bearer {token}",
                                                                           "Content-Type": "application/json"})
                 assert r.status_code == 400, (path, r.status_code, r.text[:300])
-                assert r.json()["error"] == "invalid_request" and "200" in r.json()["message"], r.text
+                assert r.json()["error"] == "invalid_request" and "512" in r.json()["message"], r.text
 
     async def still_healthy() -> None:
         async with bus_client(base, uuid="deep-after-a") as a, bus_client(base, uuid="deep-after-b") as b:

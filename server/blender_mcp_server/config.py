@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     # flight on it). Responses, such as the standing GET stream, are not timed.
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=30.0, gt=0)
-    # Request JSON nesting, checked before anything parses it (Python's parser fails at ~1,000 levels
-    # with a RecursionError, and the SDK answers that with a 500).
-    max_json_depth: int = Field(default=200, ge=2)
+    # Request JSON nesting, checked before anything parses it: Python's parser fails at ~950 levels with a
+    # RecursionError, which the SDK answers with a 500. Anything shallower is parsed and meets the bus's
+    # own, clearer checks (max_payload_depth), so this sits well between the two.
+    max_json_depth: int = Field(default=512, ge=2)
 
     # Delivery: each target's outbox and liveness.
     outbox_max: int = 10_000
