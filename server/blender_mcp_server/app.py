@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +16,11 @@ from .config import Settings
 from .gc_policy import HeapFreezer
 from .http_routes import AuthRoutes
 from .jobs import Jobs
+from .json_depth import JsonDepthGuard
 from .quiet_ping import QuietPing
 from .registry import Registry
-from .sdk_shims import set_session_idle_timeout
+from .sdk_shims import sdk_open_session_ids, session_manager, set_max_sessions, set_session_idle_timeout
+from .session_limits import SessionLimit
 from .store import Store
 from .stream_watch import StreamWatch
 from .throttle import LoginThrottle
@@ -60,6 +62,7 @@ def build_server(settings: Settings) -> Server:
     async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         # A client killed with -9 keeps its MCP session 30 minutes by default; reap sooner.
         set_session_idle_timeout(http_app_ref.get("app"), MCP_PATH, settings.session_idle_timeout)
+        set_max_sessions(http_app_ref.get("app"), MCP_PATH, settings.max_sessions)
         await bus.start()
         freezer = asyncio.get_running_loop().create_task(HeapFreezer(registry).run(), name="heap-freezer")
         try:
@@ -87,7 +90,13 @@ def build_server(settings: Settings) -> Server:
     add_bus_tools(mcp, bus)
     add_dispatch_tools(mcp, bus)
 
-    app = mcp.http_app(path=MCP_PATH, stateless_http=False,
-                       middleware=[Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
+    def open_session_ids() -> Container[str] | None:
+        return sdk_open_session_ids(session_manager(http_app_ref.get("app"), MCP_PATH))
+
+    app = mcp.http_app(path=MCP_PATH, stateless_http=False, middleware=[
+        Middleware(JsonDepthGuard, limit=settings.max_json_depth, mcp_path=MCP_PATH),
+        Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,
+                   idle_timeout=settings.session_idle_timeout, path=MCP_PATH),
+        Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
     http_app_ref["app"] = app
     return Server(settings, store, tokens, registry, jobs, bus, mcp, app)

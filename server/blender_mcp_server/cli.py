@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .sdk_shims import quiet_sdk_request_logs
 from .store import Store, StoreError
 
 
@@ -32,11 +33,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from blender_mcp_addon.asyncio_thread import declare_asyncio_thread
 
     from .app import build_server
+    from .read_timeouts import read_timeout_protocol
 
     settings = _settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The SDK logs every request at INFO ("Processing request of type ..."): a line per call on the hot path.
-    logging.getLogger("mcp.server.lowlevel.server").setLevel(logging.WARNING)
+    quiet_sdk_request_logs()
     store = _store(settings)
     if store.user_count() == 0 and settings.demo_user:
         store.add_user("demo", "demo")
@@ -58,7 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trusted = settings.trusted_proxies.strip()
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=5, proxy_headers=bool(trusted),
-                            forwarded_allow_ips=trusted or None)
+                            forwarded_allow_ips=trusted or None,
+                            http=read_timeout_protocol(settings.header_timeout, settings.body_timeout))
     graceful_server(config, server.bus).run()
     return 0
 

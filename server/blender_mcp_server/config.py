@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     login_failures_per_user: int = 10
     login_delay_max: float = 2.0
     password_hashes_at_once: int = 2
+    # Open MCP sessions (each ~70 KB of server memory): one account may not take the whole server's share,
+    # at which point the SDK answers every other user's new session with 503.
+    max_sessions_per_user: int = Field(default=300, ge=1)
+    max_sessions: int = Field(default=10_000, ge=1, description="all users together (the SDK's own bound)")
+    # Reading a request: a connection whose request line and headers are not in within header_timeout, or
+    # whose body stalls for body_timeout between chunks, is closed (answered 408 when nothing else is in
+    # flight on it). Responses, such as the standing GET stream, are not timed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Request JSON nesting, checked before anything parses it: Python's parser fails at ~950 levels with a
+    # RecursionError, which the SDK answers with a 500. Anything shallower is parsed and meets the bus's
+    # own, clearer checks (max_payload_depth), so this sits well between the two.
+    max_json_depth: int = Field(default=512, ge=2)
 
     # Delivery: each target's outbox and liveness. Records queued for an offline persistent client are
     # kept in the store, so they survive a restart of the server.
@@ -61,6 +74,13 @@ class Settings(BaseSettings):
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
     session_idle_timeout: float = 300.0
+
+    @model_validator(mode="after")
+    def _one_user_cannot_fill_the_server(self) -> Settings:
+        if self.max_sessions <= self.max_sessions_per_user:
+            raise ValueError(f"max_sessions ({self.max_sessions}) must be greater than max_sessions_per_user "
+                             f"({self.max_sessions_per_user})")
+        return self
 
     @property
     def base_url(self) -> str:

@@ -1,9 +1,13 @@
 """Every place the server leans on the MCP SDK's or fastmcp's internals, in one module.
 
 Each function says which behaviour of the pinned SDK it relies on, and
-tests/test_sdk_shims.py fails when an upgrade changes it, so an SDK bump shows
-here first instead of as a quiet regression (a lost log level, a 30-minute
-session reap, an unfiltered bus).
+tests/test_sdk_shims.py (the session table: tests/test_edge_limits.py) fails
+when an upgrade changes it, so an SDK bump shows here first instead of as a
+quiet regression (a lost log level, a 30-minute session reap, an unfiltered
+bus, an unbounded account).
+
+The one other such place is uvicorn's: read_timeouts.py subclasses its
+httptools protocol to time request reads (tests/test_edge_limits.py).
 
 Not here because they use only public, specified behaviour: the SSE framing the
 bus writes itself (sse_writer.py, the Streamable HTTP wire format; the shim test
@@ -14,6 +18,7 @@ checks the SDK frames events the same way) and sniffio's documented
 from __future__ import annotations
 
 import logging
+from collections.abc import Container
 from typing import Any
 
 from starlette.routing import Route
@@ -64,6 +69,27 @@ def set_session_idle_timeout(app: Any, path: str, seconds: float) -> bool:
         return False
     manager.session_idle_timeout = seconds
     return True
+
+
+def set_max_sessions(app: Any, path: str, max_sessions: int) -> bool:
+    """fastmcp builds the SDK's session manager without passing `max_sessions` (the global bound on open
+    sessions); the manager's admission reads the attribute, so it is set here. False when not found."""
+    manager = session_manager(app, path)
+    if manager is None or not hasattr(manager, "max_sessions"):
+        log.warning("could not set the MCP session manager's max_sessions")
+        return False
+    manager.max_sessions = max_sessions
+    return True
+
+
+def sdk_open_session_ids(manager: Any) -> Container[str] | None:
+    """The ids of the sessions the SDK's `StreamableHTTPSessionManager` holds open, or None if unknown.
+
+    Relies on the pinned SDK keeping its open sessions in the private dict `_server_instances`, keyed by
+    the Mcp-Session-Id it hands out, and removing a session from it when the session ends: the client's
+    DELETE, the idle timeout, a crashed session task, a refused opening request, shutdown."""
+    table = getattr(manager, "_server_instances", None)
+    return table if isinstance(table, dict) else None
 
 
 def quiet_sdk_request_logs() -> None:
