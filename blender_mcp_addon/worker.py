@@ -45,8 +45,12 @@ def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentPar
     p.add_argument("--group", default=None)
     p.add_argument("--capabilities", default="scene,code,render,polyhaven",
                    help="comma-separated, e.g. rendering,gpu")
-    p.add_argument("--policy", choices=["allow", "deny"], default="allow",
-                   help="code execution policy (a headless worker cannot ask)")
+    p.add_argument("--policy", choices=["allow", "safe", "deny"], default="allow",
+                   help="code execution policy: safe reads each script first and refuses what reaches outside "
+                        "the scene and the output folder (a headless worker cannot ask)")
+    p.add_argument("--checkpoint-before-code", action="store_true",
+                   help="save a checkpoint of the open file before each script runs (restore_checkpoint "
+                        "takes a bad script back)")
     p.add_argument("--integrations", default="polyhaven",
                    help="comma-separated integrations to enable: polyhaven,rodin,sketchfab")
     p.add_argument("--blend", default=None, help="a .blend file to open first")
@@ -99,7 +103,8 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     limits = Limits(max_render_size=args.max_render_size, max_render_samples=args.max_render_samples,
                     output_dir=os.path.abspath(os.path.expanduser(args.output_dir)) if args.output_dir
                     else default_output_dir(), write_anywhere=args.allow_write_anywhere, source="worker")
-    runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__, limits=limits)
+    runtime = Runtime(policy=args.policy, integration_enabled=enabled.__contains__, limits=limits,
+                      checkpoint_before_code=args.checkpoint_before_code)
     set_runtime(runtime)
     stop = threading.Event()
 

@@ -52,6 +52,39 @@ async def final_updates(client, job_ids: set[str], timeout: float) -> dict[str, 
         await asyncio.sleep(0.05)
 
 
+async def object_names(client) -> set[str]:
+    scene = await call(client, "blender_get_scene_info")
+    assert scene["status"] == "completed", scene
+    return {o["name"] for o in json.loads(scene["result"])["objects"]}
+
+
+async def undo_in_the_window(client, out: Path, proc: subprocess.Popen) -> None:
+    """Each scene-changing job is one undo step: the artist's Ctrl-Z takes back exactly what the model did."""
+    made = await call(client, "blender_execute_code", {"code": (
+        "bpy.ops.mesh.primitive_cube_add(location=(4, 4, 0))\nbpy.context.active_object.name = 'ModelMade'")})
+    assert made["status"] == "completed", made
+    await call(client, "blender_execute_code", {"code": "bpy.data.objects['Cube'].location.x = 2.5"})
+    assert "ModelMade" in await object_names(client)
+    (out / "go-ctrl-z").touch()
+    await wait_file(out / "phase-ctrl-z-typed", 30, proc)
+    deadline = time.monotonic() + 10
+    moved = "print(round(bpy.data.objects['Cube'].location.x, 2))"
+    while True:  # the key press is handled by Blender's event loop: soon, not at once
+        where = await call(client, "blender_get_object_info", {"name": "Cube"})
+        if json.loads(where["result"])["location"][0] == 0.0:
+            break
+        assert time.monotonic() < deadline, "Ctrl-Z did not take back the last job"
+        await asyncio.sleep(0.2)
+    assert "ModelMade" in await object_names(client)  # one step: only the last job was taken back
+    undone = await call(client, "blender_undo")
+    assert undone["status"] == "completed", undone
+    assert "ModelMade" not in await object_names(client)
+    redone = await call(client, "blender_redo", {"steps": 2})
+    assert redone["status"] == "completed" and json.loads(redone["result"])["redo"] == 2, redone
+    assert "ModelMade" in await object_names(client)
+    assert (await call(client, "blender_execute_code", {"code": moved}))["result"] == "2.5\n"
+
+
 @pytest.mark.skipif(not BLENDER_GUI or not shutil.which("xvfb-run"), reason="needs blender and xvfb-run on PATH")
 async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path):
     env = {**os.environ, "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts"), "BLENDER_USER_CONFIG": str(tmp_path / "config"),
@@ -78,6 +111,7 @@ async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path)
                 assert scene["status"] == "completed" and json.loads(scene["result"])["object_count"] == 3
                 code = await call(client, "blender_execute_code", {"code": "import bpy\nprint(bpy.app.background)"})
                 assert code["result"] == "False\n"  # a real window, not blender -b
+                await undo_in_the_window(client, out, proc)
             # Style B
             await send(llm, target_uuid="blender-gui-01", from_uuid="gui-llm",
                        payload={"message_type": "job_dispatch", "job_id": "gui-b-1", "script": "print('b')"})

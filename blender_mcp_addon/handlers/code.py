@@ -8,6 +8,7 @@ import io
 import traceback
 from typing import Any
 
+from ..session import current_limits
 from . import CommandError, Reply, command
 
 MAX_OUTPUT = 256 * 1024  # stdout/stderr kept per job; more is cut with a note, so a chatty script cannot flood the bus
@@ -32,7 +33,9 @@ def run_script(code: str) -> Reply:
     if not isinstance(code, str):
         raise CommandError("code must be a string")
     out, err = io.StringIO(), io.StringIO()
-    namespace: dict[str, Any] = {"bpy": bpy, "__name__": "__blender_mcp__"}
+    # OUTPUT_DIR: the folder this Blender may write in (None when it has none), the way the safe policy
+    # lets a script name its output paths.
+    namespace: dict[str, Any] = {"bpy": bpy, "__name__": "__blender_mcp__", "OUTPUT_DIR": current_limits().output_dir}
     value: Any = None
     try:
         tree = ast.parse(code, filename="<job>", mode="exec")

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import BusClient, ClientConfig, ConnectionState, MessagePump, PumpItem, TokenKeeper
+from ..code_policy import Refusal, check_script
 from ..handlers import COMMANDS, Background, CommandError, Progress, Reply, load_all
 from ..handlers.code import ScriptFailed, run_script
 from ..limits import LimitError, Limits
+from ..protocol.catalog import CATALOG
 
 log = logging.getLogger(__name__)
 POLICIES = ("allow", "ask", "deny")
@@ -44,6 +46,7 @@ class JobRecord:
     error: str = ""
     progress: float | None = None
     message: str = ""
+    checkpoint: str | None = None  # the checkpoint taken before it ran (checkpoint_before_code)
 
     @property
     def duration(self) -> float:
@@ -60,10 +63,12 @@ class _Suspended:
 class Runtime:
     def __init__(self, *, policy: str | Callable[[], str] = "allow",
                  integration_enabled: Callable[[str], bool] | None = None,
-                 limits: Limits | Callable[[], Limits] | None = None):
+                 limits: Limits | Callable[[], Limits] | None = None,
+                 checkpoint_before_code: bool | Callable[[], bool] = False):
         self.pump = MessagePump()
         self.client: BusClient | None = None
         self._policy = policy
+        self._checkpoint_before_code = checkpoint_before_code
         self._limits = limits or Limits()
         self._integration_enabled = integration_enabled or (lambda _name: True)
         self.recent: deque[JobRecord] = deque(maxlen=50)
@@ -207,6 +212,13 @@ class Runtime:
                 if policy == "deny":
                     self._finish(record, "error", error="code execution is disabled in Blender (policy: deny)")
                     return
+                if policy == "safe" and (refusals := self._safe_refusals(kind, payload)):
+                    self._finish(record, "error", error="refused by the safe code policy: "
+                                 + "; ".join(str(r) for r in refusals) + ". Change the script, or ask the "
+                                 "artist for the allow or ask policy.",
+                                 details={"policy": "safe", "refusals": [{"line": r.line, "reason": r.reason}
+                                                                         for r in refusals]})
+                    return
                 if policy == "ask":
                     self.approvals[record.job_id] = item
                     self._update(record.job_id, "queued", message="waiting for approval in Blender")
@@ -227,6 +239,41 @@ class Runtime:
             return False
         self._finish(self._record_for(item), "error", error="rejected by the user in Blender")
         return True
+
+    def _safe_refusals(self, kind: str, payload: dict[str, Any]) -> list[Refusal]:
+        params = payload.get("params") if isinstance(payload.get("params"), dict) else {}
+        source = payload.get("script") if kind == "job_dispatch" else params.get("code")
+        output = self.limits.output_dir
+        return check_script(source if isinstance(source, str) else "", [output] if output else [])
+
+    @property
+    def checkpoint_before_code(self) -> bool:
+        value = self._checkpoint_before_code
+        return bool(value() if callable(value) else value)
+
+    def _checkpoint_first(self, record: JobRecord) -> None:
+        """A checkpoint before a script runs, so a bad one never costs work; raises CommandError when it
+        cannot be taken (nothing runs then)."""
+        from ..handlers.history import save_checkpoint
+
+        try:
+            record.checkpoint = save_checkpoint(f"before-{record.command}-{record.job_id[-8:]}")["name"]
+        except Exception as exc:  # noqa: BLE001 - a failed save must stop the script, whatever failed
+            raise CommandError(f"could not take the checkpoint before the script ({exc}); nothing ran") from None
+
+    def _undo_step(self, record: JobRecord, cmd: Any) -> None:
+        """In a window, what a scene-changing job did becomes one undo step named after it."""
+        spec = CATALOG.get(record.command)
+        if (cmd is None and record.command != "job_dispatch") or (spec is not None and not spec.changes_scene):
+            return
+        if record.command in ("undo", "redo"):  # they move along the stack: a step pushed now would end redo
+            return
+        from ..handlers.history import push_undo_step
+
+        try:
+            push_undo_step(f"MCP: {record.command} {record.job_id}")
+        except Exception:  # noqa: BLE001 - the job's own outcome matters more than its undo step
+            log.exception("could not push an undo step for %s", record.job_id)
 
     def _needs_policy(self, kind: str, payload: dict[str, Any]) -> bool:
         if kind == "job_dispatch":
@@ -249,8 +296,14 @@ class Runtime:
         record.status = "running"
         record.started = time.time()
         try:
+            if self._needs_policy(str(payload.get("message_type")), payload) and self.checkpoint_before_code:
+                self._checkpoint_first(record)
             if payload.get("message_type") == "job_dispatch":
-                self._finish(record, "completed", run_script(payload.get("script", "")))
+                try:
+                    reply = run_script(payload.get("script", ""))
+                finally:
+                    self._undo_step(record, None)
+                self._finish(record, "completed", reply)
                 return
             name = str(payload.get("command"))
             params = payload.get("params") or {}
@@ -267,6 +320,9 @@ class Runtime:
                 if "argument" in str(exc) and exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
                     raise CommandError(f"bad params for {name}: {exc}") from None
                 raise
+            finally:
+                if not cmd.is_generator:
+                    self._undo_step(record, cmd)
             if cmd.is_generator:
                 self._resume(record, outcome, None)
             else:
@@ -312,6 +368,7 @@ class Runtime:
                 else:
                     raise CommandError(f"handler yielded {type(step).__name__}, not Background or Progress")
         except StopIteration as stop:
+            self._undo_step(record, COMMANDS.get(record.command))
             self._finish(record, "completed", stop.value)
         except (CommandError, LimitError) as exc:
             self._finish(record, "error", error=str(exc))
@@ -344,6 +401,8 @@ class Runtime:
         result, details = reply.result, reply.details
         if cancel_details:
             details = {**(details or {}), **cancel_details}
+        if record.checkpoint:
+            details = {**(details or {}), "checkpoint": record.checkpoint}
         try:
             size = len(json.dumps({"r": result, "d": details}, default=str))
         except (TypeError, ValueError):

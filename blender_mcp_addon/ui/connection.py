@@ -52,6 +52,11 @@ def _policy() -> str:
     return prefs.execution_policy if prefs else "deny"
 
 
+def _checkpoint_before_code() -> bool:
+    prefs = get_prefs()
+    return bool(prefs and prefs.checkpoint_before_code)
+
+
 def _limits() -> Limits:
     """Read for every job, so a changed preference counts from the next job on."""
     prefs = get_prefs()
@@ -78,7 +83,8 @@ def _status_bar(record) -> None:
 def ensure_runtime() -> Runtime:
     runtime = get_runtime()
     if runtime is None:
-        runtime = Runtime(policy=_policy, integration_enabled=_integration_enabled, limits=_limits)
+        runtime = Runtime(policy=_policy, integration_enabled=_integration_enabled, limits=_limits,
+                          checkpoint_before_code=_checkpoint_before_code)
         runtime.on_progress = _status_bar
         set_runtime(runtime)
     if not bpy.app.timers.is_registered(_timer):

@@ -10,6 +10,9 @@ from ..session import addon_package
 
 POLICY_ITEMS = [
     ("allow", "Allow", "Run code that jobs send without asking"),
+    ("safe", "Safe", "Read each script first: run it when it stays inside the scene and the output folder, "
+                     "refuse it with the reason when it reaches for files, the network, other programs or "
+                     "Blender itself"),
     ("ask", "Ask", "Show each script in the panel's approval inbox first"),
     ("deny", "Deny", "Refuse every code-execution job"),
 ]
@@ -26,6 +29,9 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
     capabilities: StringProperty(name="Capabilities", default="scene,code,render,polyhaven")
     auto_connect: BoolProperty(name="Connect at startup", description="Needs a remembered login", default=False)
     execution_policy: EnumProperty(name="Code execution", items=POLICY_ITEMS, default="ask")
+    checkpoint_before_code: BoolProperty(name="Checkpoint before each script", default=False,
+                                         description="Save a checkpoint of the open file before a job's script "
+                                                     "runs, so restore_checkpoint can take a bad one back")
     remember_login: BoolProperty(name="Remember login", default=False,
                                  description="Keep a refresh token in the preferences (never the password)")
     refresh_token: StringProperty(name="Refresh token", subtype="PASSWORD", options={"HIDDEN"})
@@ -65,6 +71,7 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
         col.prop(self, "group_id")
         col.prop(self, "capabilities")
         col.prop(self, "execution_policy")
+        col.prop(self, "checkpoint_before_code")
         col = layout.column(heading="Limits")
         col.prop(self, "max_render_size")
         col.prop(self, "max_render_samples")

@@ -198,6 +198,20 @@ def s_wait_connected():
 
 
 @step
+def s_wait_ctrl_z():
+    """An artist's Ctrl-Z over the 3D view, typed into the window (X focus follows the pointer here)."""
+    if not go("ctrl-z"):
+        return False
+    window, area = view3d()
+    x, y = area.x + area.width // 2, window.height - (area.y + area.height // 2)
+    typed = subprocess.run(["xdotool", "mousemove", str(x), str(y), "key", "ctrl+z"], env=os.environ,
+                           capture_output=True, check=False)
+    results["ctrl_z"] = typed.returncode
+    mark("ctrl-z-typed")
+    return True
+
+
+@step
 def s_wait_burst():
     if not go("burst"):
         return False
