@@ -46,6 +46,7 @@ def _image(image: Any) -> dict[str, Any]:
     if image.source in ("FILE", "SEQUENCE", "TILED", "MOVIE"):
         path = _abspath(image.filepath, image)
         info["filepath"] = image.filepath
+        info["abspath"] = path
         info["exists"] = info["packed"] or _exists(image, path)
     return info
 
@@ -173,7 +174,7 @@ def get_collection_info(name: str) -> dict[str, Any]:
 
 def _library(lib: Any) -> dict[str, Any]:
     path = _abspath(lib.filepath, lib)
-    return {"name": lib.name, "filepath": lib.filepath, "exists": os.path.exists(path),
+    return {"name": lib.name, "filepath": lib.filepath, "abspath": path, "exists": os.path.exists(path),
             "users": lib.users, "parent": lib.parent.name if lib.parent else None}
 
 
@@ -183,12 +184,14 @@ def get_file_info() -> dict[str, Any]:
 
     data = bpy.data
     libraries = [_library(lib) for lib in data.libraries]
-    missing: list[dict[str, Any]] = [{"kind": "library", "name": lib["name"], "filepath": lib["filepath"]}
-                                     for lib in libraries if not lib["exists"]]
+    # filepath as stored (often relative, `//...`) and abspath as Blender resolves it, which is what was checked
+    missing: list[dict[str, Any]] = [{"kind": "library", "name": lib["name"], "filepath": lib["filepath"],
+                                      "abspath": lib["abspath"]} for lib in libraries if not lib["exists"]]
     for image in data.images:
         info = _image(image)
         if info.get("exists") is False:
-            missing.append({"kind": "image", "name": image.name, "filepath": image.filepath})
+            missing.append({"kind": "image", "name": image.name, "filepath": image.filepath,
+                            "abspath": info["abspath"]})
     # Other data blocks that point at files; packed ones live in the .blend and cannot go missing.
     for kind, blocks in (("sound", data.sounds), ("movie_clip", data.movieclips), ("font", data.fonts),
                          ("volume", getattr(data, "volumes", ())), ("cache_file", data.cache_files)):
@@ -196,8 +199,8 @@ def get_file_info() -> dict[str, Any]:
             path = getattr(block, "filepath", "")
             if not path or path == "<builtin>" or getattr(block, "packed_file", None) is not None:
                 continue
-            if not os.path.exists(_abspath(path, block)):
-                missing.append({"kind": kind, "name": block.name, "filepath": path})
+            if not os.path.exists(resolved := _abspath(path, block)):
+                missing.append({"kind": kind, "name": block.name, "filepath": path, "abspath": resolved})
     return {
         "filepath": data.filepath or None,
         "saved": bool(data.filepath),
