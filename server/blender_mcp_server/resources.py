@@ -55,7 +55,7 @@ class ResourceUnavailable(ResourceError, McpError):
     """A failed read carrying its dispatch answer.
 
     An McpError, so the SDK sends its ErrorData (with `data`) as the JSON-RPC error instead of a bare
-    message; a fastmcp ResourceError, so fastmcp logs it at this level instead of with a traceback (no
+    message; a fastmcp ResourceError, so fastmcp logs it (with a traceback) only at debug level (no
     Blender connected is an answer, not a server fault)."""
 
     def __init__(self, uri: str, answer: dict[str, Any]) -> None:
@@ -66,7 +66,7 @@ class ResourceUnavailable(ResourceError, McpError):
         code = RESOURCE_NOT_FOUND if status in NOT_FOUND_STATUSES else INTERNAL_ERROR
         Exception.__init__(self, message)
         self.error = types.ErrorData(code=code, message=message, data=answer)
-        self.log_level = logging.INFO
+        self.log_level = logging.DEBUG
         self.answer = answer
 
 
