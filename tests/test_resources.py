@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -27,8 +28,14 @@ NAME_TEMPLATES = ("blender://object/{name}{?target}", "blender://material/{name}
 
 
 @pytest.fixture(scope="module")
-def worker(server, tmp_path_factory):
-    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET)
+def outputs(tmp_path_factory) -> Path:
+    """The worker's output folder: the only one its save_blend may write in."""
+    return tmp_path_factory.mktemp("outputs")
+
+
+@pytest.fixture(scope="module")
+def worker(server, outputs, tmp_path_factory):
+    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(outputs))
     yield w
     w.stop()
 
@@ -88,7 +95,7 @@ async def test_listings_prompts_and_tool_annotations(server):
         assert tools["blender_execute_code"].annotations.destructiveHint
 
 
-async def test_each_resource_reads_the_running_blender(server, worker, tmp_path):
+async def test_each_resource_reads_the_running_blender(server, worker, outputs):
     await ready(server)
     async with await style_a(server.url) as client:
         scene = await read(client, "blender://scene")
@@ -110,7 +117,7 @@ async def test_each_resource_reads_the_running_blender(server, worker, tmp_path)
         assert clients == json.loads((await client.call_tool("blender_list_available_clients", {})).content[0].text)
 
         # a name that needs escaping, a hidden collection and a missing texture, made the Style A way
-        missing = tmp_path / "gone" / "wood.png"
+        missing = outputs / "gone" / "wood.png"
         made = await call(client, "blender_execute_code", {"code": (
             "import bpy\n"
             "o = bpy.data.objects.new('My Cube/2', bpy.data.objects['Cube'].data)\n"
@@ -131,7 +138,7 @@ async def test_each_resource_reads_the_running_blender(server, worker, tmp_path)
         assert mat["base_color_from"] == "Image Texture"
         assert mat["images"] == [{"name": "wood.png", "source": "FILE", "packed": False,
                                   "filepath": str(missing), "abspath": str(missing), "exists": False}]
-        blend = tmp_path / "scene.blend"
+        blend = outputs / "scene.blend"
         saved = await call(client, "blender_save_blend", {"filepath": str(blend)})
         assert saved["status"] == "completed", saved["error"]
         info = await read(client, "blender://file")
