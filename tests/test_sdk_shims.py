@@ -12,10 +12,12 @@ from blender_mcp_server.sdk_shims import (
     SDK_REQUEST_LOGGER,
     session_log_level,
     session_manager,
+    set_completion_handler,
     set_session_idle_timeout,
 )
 from blender_mcp_server.sse_writer import SharedRecord
 from fastmcp import Client, Context, FastMCP
+from mcp import types
 from mcp.server import lowlevel
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from sse_starlette import ServerSentEvent
@@ -64,3 +66,24 @@ def test_the_sdk_frames_sse_events_as_the_bus_writer_does():
 def test_the_sdk_logs_requests_under_the_logger_the_server_quiets():
     assert lowlevel.server.logger.name == SDK_REQUEST_LOGGER
     assert isinstance(logging.getLogger(SDK_REQUEST_LOGGER), logging.Logger)
+
+
+async def test_a_completion_handler_on_the_low_level_server_answers_and_is_advertised():
+    mcp = FastMCP("shim")
+
+    @mcp.resource("thing://{name}")
+    def thing(name: str) -> str:
+        return name
+
+    seen: list[tuple[str, str, str]] = []
+
+    async def complete(ref, argument, context):
+        seen.append((ref.type, argument.name, argument.value))
+        return types.Completion(values=[argument.value + "1", argument.value + "2"], total=2, hasMore=False)
+
+    set_completion_handler(mcp, complete)
+    async with Client(mcp) as client:
+        assert client.initialize_result.capabilities.completions is not None
+        done = await client.complete(types.ResourceTemplateReference(type="ref/resource", uri="thing://{name}"),
+                                     {"name": "name", "value": "ab"})
+    assert done.values == ["ab1", "ab2"] and seen == [("ref/resource", "name", "ab")]

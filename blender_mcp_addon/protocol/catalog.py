@@ -95,6 +95,23 @@ COMMANDS: tuple[CommandSpec, ...] = (
                  P("limit", "integer", 100, "objects per page", minimum=1, maximum=1000))),
     CommandSpec("get_object_info", "read", "One object in detail: transforms, bounds, modifiers, mesh stats.",
                 (P("name", "string", description="the object's name"),)),
+    CommandSpec("get_material_info", "read",
+                "One material: base color, metallic, roughness and alpha from its Principled BSDF (or the "
+                "viewport color), the node tree (nodes, links, image textures and whether their files exist) "
+                "and the objects using it.",
+                (P("name", "string", description="the material's name"),)),
+    CommandSpec("get_collection_info", "read",
+                "One collection: its objects, child and parent collections, and visibility (viewport, render, "
+                "selectable, excluded or hidden in the view layer).",
+                (P("name", "string", description="the collection's name ('Scene Collection' for the scene's root)"),)),
+    CommandSpec("get_file_info", "read",
+                "The open .blend file: path, unsaved changes, linked libraries, and the images, libraries and "
+                "other external files whose paths do not exist."),
+    CommandSpec("list_names", "read", "Names of one kind of data block, sorted, optionally by prefix.",
+                (P("kind", "string", "objects", enum=("objects", "materials", "collections", "meshes", "images",
+                                                      "node_groups", "cameras", "lights", "worlds", "scenes")),
+                 P("prefix", "string", "", "only names starting with this (case-insensitive)"),
+                 P("limit", "integer", 100, minimum=1, maximum=1000))),
     CommandSpec("execute_code", "exec",
                 "Run Python in Blender (bpy is imported). result is stdout; details has stderr and the value "
                 "of the last expression; an exception returns status error with the traceback.",

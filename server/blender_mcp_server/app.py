@@ -32,7 +32,23 @@ INSTRUCTIONS = """\
 BlenderMCP bus. Style A: call a blender_<command> tool (e.g. blender_get_scene_info) and get JSON back;
 the server picks your one connected Blender, or pass target_uuid. Style B: call set_logging_level("debug"),
 blender_register_client, then blender_send_message; bus records arrive as notifications/message
-with logger "_message_bus"."""
+with logger "_message_bus".
+
+Which tool when:
+- Orient first: blender_get_scene_info (or the resource blender://scene), blender_get_object_info,
+  blender_get_material_info, blender_get_collection_info, blender_get_file_info (unsaved changes, missing
+  files); blender_list_names for real names. Resources blender://object/{name}, blender://material/{name},
+  blender://collection/{name}, blender://file, blender://clients read the same; add ?target=<uuid> to pick
+  a Blender.
+- Before writing bpy code you are unsure of: blender_describe_api (this Blender's own API).
+- Before a risky change: blender_checkpoint. Change with small blender_execute_code scripts or a dedicated tool.
+- After each change: blender_look, and judge the picture; blender_render_image for a final render.
+- Wrong result: blender_undo (in a Blender window) or blender_restore_checkpoint (any Blender).
+- Assets: blender_search_polyhaven_assets / blender_download_polyhaven_asset, Sketchfab and Hyper3D Rodin
+  tools (check their blender_get_*_status first).
+- blender_save_blend and blender_export_scene write files: only when asked.
+- A status other than "completed" says why: no_client (connect a Blender), ambiguous_target (pass
+  target_uuid, one of candidates), timeout (raise _timeout). The prompt blender_edit_scene walks the loop."""
 
 
 @dataclass
@@ -84,11 +100,15 @@ def build_server(settings: Settings) -> Server:
     mcp.custom_route("/auth/tokens/{jti}", methods=["DELETE"])(routes.revoke_api_token)
     mcp.custom_route("/health", methods=["GET"])(routes.health)
 
+    from .prompts import add_prompts
+    from .resources import add_resources
     from .tools_bus import add_bus_tools
     from .tools_dispatch import add_dispatch_tools
 
     add_bus_tools(mcp, bus)
     add_dispatch_tools(mcp, bus)
+    add_resources(mcp, bus)
+    add_prompts(mcp)
 
     def open_session_ids() -> Container[str] | None:
         return sdk_open_session_ids(session_manager(http_app_ref.get("app"), MCP_PATH))

@@ -4,7 +4,7 @@ Each function says which behaviour of the pinned SDK it relies on, and
 tests/test_sdk_shims.py (the session table: tests/test_edge_limits.py) fails
 when an upgrade changes it, so an SDK bump shows here first instead of as a
 quiet regression (a lost log level, a 30-minute session reap, an unfiltered
-bus, an unbounded account).
+bus, an unbounded account, resource names that no longer complete).
 
 The one other such place is uvicorn's: read_timeouts.py subclasses its
 httptools protocol to time request reads (tests/test_edge_limits.py).
@@ -18,12 +18,16 @@ checks the SDK frames events the same way) and sniffio's documented
 from __future__ import annotations
 
 import logging
-from collections.abc import Container
-from typing import Any
+from collections.abc import Awaitable, Callable, Container
+from typing import TYPE_CHECKING, Any
 
+from mcp import types
 from starlette.routing import Route
 
 from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, Priority, parse_priority
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +99,16 @@ def sdk_open_session_ids(manager: Any) -> Container[str] | None:
 def quiet_sdk_request_logs() -> None:
     """The SDK logs each request at INFO; at bus rates that is most of the server's log."""
     logging.getLogger(SDK_REQUEST_LOGGER).setLevel(logging.WARNING)
+
+
+CompletionHandler = Callable[[types.PromptReference | types.ResourceTemplateReference, types.CompletionArgument,
+                              types.CompletionContext | None], Awaitable[types.Completion | None]]
+
+
+def set_completion_handler(mcp: FastMCP, handler: CompletionHandler) -> None:
+    """Answer `completion/complete` with `handler`.
+
+    fastmcp 3.4 has no completion hook of its own, so the handler goes onto the SDK's low-level server
+    behind it (the private `FastMCP._mcp_server`), through the SDK's public `completion()` decorator;
+    the SDK then advertises the `completions` capability because the request has a handler."""
+    mcp._mcp_server.completion()(handler)

@@ -11,7 +11,7 @@ from fastmcp import FastMCP
 from fastmcp.server.dependencies import get_context
 from fastmcp.tools import Tool
 from fastmcp.tools.base import ToolResult
-from mcp.types import ImageContent, TextContent
+from mcp.types import ImageContent, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from blender_mcp_addon.protocol.answers import dispatch_answer
@@ -22,6 +22,33 @@ from .context import caller_of
 from .dispatch import dispatch
 
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
+
+# What the catalog's flags do not say. Files written at a caller-given path, overwriting what is there:
+OVERWRITES_FILES = frozenset({"save_blend", "export_scene"})
+# Changes that only add (an imported object, a checkpoint file beside the .blend) and replace nothing:
+ADDS_ONLY = frozenset({"import_generated_asset", "download_sketchfab_model", "checkpoint"})
+# Scene changes that leave the same scene when repeated with the same arguments:
+IDEMPOTENT_CHANGES = frozenset({"set_texture", "restore_checkpoint"})
+_TITLE_WORDS = {"polyhaven": "Poly Haven", "hyper3d": "Hyper3D", "sketchfab": "Sketchfab", "rodin": "Rodin",
+                "blend": ".blend", "api": "API"}
+
+
+def annotations_for(spec: CommandSpec) -> ToolAnnotations:
+    """MCP hints for a dispatch tool, so a client can let reads run and ask before the rest.
+
+    Read-only means neither the open scene, nor a file, nor a remote account changes: a command flagged
+    `changes_scene`, one that writes files, and an integration's `exec` command (it starts a paid remote
+    generation) are not. Destructive means it can replace or discard what is there (code execution,
+    overwriting a file, a new world or material, undo); open world means it talks to an outside service."""
+    starts_remote_job = spec.integration is not None and spec.timeout_class == "exec"
+    writes = spec.name in OVERWRITES_FILES or spec.name in ADDS_ONLY
+    read_only = not (spec.changes_scene or writes or starts_remote_job)
+    destructive = (spec.changes_scene or spec.name in OVERWRITES_FILES) and spec.name not in ADDS_ONLY
+    idempotent = read_only or spec.name in OVERWRITES_FILES or spec.name in IDEMPOTENT_CHANGES
+    words = [_TITLE_WORDS.get(w, w) for w in spec.name.split("_")]
+    return ToolAnnotations(title=" ".join([words[0].capitalize(), *words[1:]]), readOnlyHint=read_only,
+                           destructiveHint=destructive, idempotentHint=idempotent,
+                           openWorldHint=spec.integration is not None)
 
 
 class DispatchTool(Tool):
@@ -45,7 +72,7 @@ class DispatchTool(Tool):
         schema["additionalProperties"] = False
         return cls(name=spec.tool_name, description=f"{spec.description} Returns JSON "
                    '{"status","command","target_uuid","job_id","result","error"}.',
-                   parameters=schema, spec=spec, bus=bus)
+                   parameters=schema, annotations=annotations_for(spec), spec=spec, bus=bus)
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
         spec: CommandSpec = self.spec
