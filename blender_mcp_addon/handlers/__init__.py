@@ -65,6 +65,6 @@ def command(name: str, *, needs_code_policy: bool = False, integration: str | No
 
 def load_all() -> dict[str, Command]:
     """Import the handler modules (they need bpy) so their commands register."""
-    from . import code, files, polyhaven, render, rodin, scene, sketchfab  # noqa: F401
+    from . import code, files, look, polyhaven, render, rodin, scene, sketchfab  # noqa: F401
 
     return COMMANDS
