@@ -88,7 +88,7 @@ def _cell_size(n: int, aspect: float, max_size: int) -> tuple[int, int]:
     cols, rows = _grid(n)
     usable_w, usable_h = max_size - GAP * (cols - 1), max_size - GAP * (rows - 1)
     scale = min(usable_w / (cols * aspect), usable_h / rows)
-    return max(16, int(scale * aspect)), max(16, int(scale))
+    return max(16, math.floor(scale * aspect + 1e-6)), max(16, math.floor(scale + 1e-6))  # 144 * 16/9 is 256
 
 
 def _direction(view: Any) -> tuple[str, tuple[float, float, float]]:
