@@ -326,7 +326,8 @@ def _configure_engine(scene: Any, shading: str, settings: _Settings, state: dict
                          + "; Workbench with material colours and image textures instead")
         else:
             # material preview is about colours: shadows and ray tracing only cost time on a software GPU
-            for attr in ("use_shadows", "use_raytracing", "use_gtao", "use_ssr", "use_bloom", "use_volumetric_shadows"):
+            # not use_bloom / use_gtao: deprecated in EEVEE Next, and 4.2.0's use_bloom setter clears other flags
+            for attr in ("use_shadows", "use_raytracing", "use_volumetric_shadows"):
                 settings.set(scene.eevee, attr, False)
             settings.set(scene.eevee, "taa_render_samples", 2)
             state["eevee"] = True
