@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from blender_mcp_addon.protocol.answers import read_answer
 from tests.blender_worker import extension_zip
 from tests.blenders import version_of
 from tests.helpers import ROOT, bus_client, send, tool_json, wait_online
@@ -111,6 +112,15 @@ async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path)
                 assert scene["status"] == "completed" and json.loads(scene["result"])["object_count"] == 3
                 code = await call(client, "blender_execute_code", {"code": "import bpy\nprint(bpy.app.background)"})
                 assert code["result"] == "False\n"  # a real window, not blender -b
+                # look: the artist's 3D view grabbed with a temporary shading, which goes back afterwards
+                shot = await client.call_tool("blender_look", {"shading": "wireframe", "max_size": 256})
+                look = json.loads(read_answer(shot)["result"])
+                assert look["source"] == "viewport" and max(look["width"], look["height"]) <= 256, look
+                assert shot.content[1].type == "image"
+                kind = await call(client, "blender_execute_code", {"code": "import bpy\nprint(next(a for w in "
+                                  "bpy.context.window_manager.windows for a in w.screen.areas if a.type == 'VIEW_3D')"
+                                  ".spaces.active.shading.type)"})
+                assert kind["result"] == "SOLID\n"
                 await undo_in_the_window(client, out, proc)
             # Style B
             await send(llm, target_uuid="blender-gui-01", from_uuid="gui-llm",

@@ -65,6 +65,18 @@ def command(name: str, *, needs_code_policy: bool = False, integration: str | No
 
 def load_all() -> dict[str, Command]:
     """Import the handler modules (they need bpy) so their commands register."""
-    from . import api, code, files, history, inspection, polyhaven, render, rodin, scene, sketchfab  # noqa: F401
+    from . import (  # noqa: F401
+        api,
+        code,
+        files,
+        history,
+        inspection,
+        look,
+        polyhaven,
+        render,
+        rodin,
+        scene,
+        sketchfab,
+    )
 
     return COMMANDS

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 TIMEOUTS = {"status": 15.0, "read": 30.0, "exec": 60.0, "download": 180.0}
 _TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
                           "object": dict[str, Any], "array": list[str],
-                          "numbers": list[float]}
+                          "numbers": list[float],
+                          "views": list[str | list[float]]}
 REQUIRED = object()
 
 
@@ -119,6 +120,23 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("get_viewport_screenshot", "exec",
                 "A PNG of the 3D viewport (in a headless Blender: a quick render from the scene camera).",
                 (P("max_size", "integer", 800, "longest side in pixels", minimum=64, maximum=4096),),
+                returns_image=True),
+    CommandSpec("look", "exec",
+                "One quick image of the scene to check your work. mode viewport: what the artist's 3D view "
+                "shows (headless: the scene camera, or an auto-framed three-quarter view without one); camera: "
+                "through the scene camera; angles: 1-6 auto-framed views as one labelled contact sheet; "
+                "frames: 2-12 animation frames as one labelled grid. Solid, wireframe and xray are fast "
+                "Workbench renders; material is EEVEE; rendered is the scene's engine at few samples.",
+                (P("mode", "string", "viewport", enum=("viewport", "camera", "angles", "frames")),
+                 P("shading", "string", "solid", enum=("solid", "material", "rendered", "wireframe", "xray")),
+                 P("views", "views", None, "angles: 1-6 of front, back, left, right, top, three_quarter, or a "
+                   "direction [x, y, z] from the target towards the camera (default front, right, top, "
+                   "three_quarter)"),
+                 P("target", "array", None, "object names to frame (default: every visible object)"),
+                 P("frames", "numbers", None, "frames: 2-12 frame numbers (default: frame_count frames spread "
+                   "over the frame range)"),
+                 P("frame_count", "integer", 6, "frames: how many, when frames is not given", minimum=2, maximum=12),
+                 P("max_size", "integer", 768, "longest side of the image in pixels", minimum=64, maximum=2048)),
                 returns_image=True),
     CommandSpec("render_image", "exec", "Render the scene camera and return the PNG.",
                 (P("engine", "string", "cycles", "render engine", enum=("cycles", "eevee", "workbench")),
