@@ -130,26 +130,33 @@ def restore_checkpoint(name: str) -> dict[str, Any]:
     return {"restored": name, "file": bpy.data.filepath, "saved_current_as": saved_first}
 
 
-def _window_override() -> dict[str, Any]:
-    if bpy.app.background:
-        raise CommandError("undo and redo need a Blender window: a headless Blender keeps no undo steps. "
-                           "Use checkpoint / restore_checkpoint instead.")
+def _in_window(call: Any) -> Any:
+    """Run `call()` in the window's context. Timers already run there; only without a window in the context
+    is one lent. Not always: Blender 3.4 crashed (segfault) on undo_push inside temp_override while another
+    Python thread (the bus client's) was running."""
+    if bpy.context.window is not None:
+        return call()
     wm = bpy.context.window_manager
-    if not wm.windows:
-        raise CommandError("no Blender window is open")
-    return {"window": wm.windows[0], "screen": wm.windows[0].screen}
+    with bpy.context.temp_override(window=wm.windows[0], screen=wm.windows[0].screen):
+        return call()
 
 
 def _step(operator: Any, what: str, steps: int) -> dict[str, Any]:
-    override = _window_override()
-    done = 0
-    with bpy.context.temp_override(**override):
+    if bpy.app.background:
+        raise CommandError("undo and redo need a Blender window: a headless Blender keeps no undo steps. "
+                           "Use checkpoint / restore_checkpoint instead.")
+    if not bpy.context.window_manager.windows:
+        raise CommandError("no Blender window is open")
+
+    def run() -> int:
+        done = 0
         for _ in range(steps):
-            if not operator.poll():
-                break
-            if "FINISHED" not in operator():
+            if not operator.poll() or "FINISHED" not in operator():
                 break
             done += 1
+        return done
+
+    done = _in_window(run)
     if done == 0:
         raise CommandError(f"nothing to {what}")
     return {what: done, "asked": steps}
@@ -169,5 +176,4 @@ def push_undo_step(message: str) -> bool:
     """In a window: make what a job just did one step of Blender's undo stack, named `message`."""
     if bpy.app.background or not bpy.context.window_manager.windows:
         return False
-    with bpy.context.temp_override(window=bpy.context.window_manager.windows[0]):
-        return "FINISHED" in bpy.ops.ed.undo_push(message=message[:63])
+    return "FINISHED" in _in_window(lambda: bpy.ops.ed.undo_push(message=message[:63]))
