@@ -15,10 +15,16 @@ TARGET = "blender-history01"
 
 
 @pytest.fixture(scope="module")
-def worker(server, tmp_path_factory):
+def output(tmp_path_factory):
+    return tmp_path_factory.mktemp("history-output")
+
+
+@pytest.fixture(scope="module")
+def worker(server, output, tmp_path_factory):
     os.environ["BLENDER_MCP_MAX_CHECKPOINTS"] = "3"
     try:
-        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, username="bob", password="bob-pw")
+        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(output),
+                   username="bob", password="bob-pw")
     finally:
         del os.environ["BLENDER_MCP_MAX_CHECKPOINTS"]
     yield w
@@ -64,13 +70,13 @@ async def test_describe_api_answers_from_the_running_blender(bob):
     assert both["status"] == "error" and "not both" in both["error"]
 
 
-async def test_checkpoints_are_named_bounded_and_restorable(bob, tmp_path):
-    blend = tmp_path / "scene.blend"
+async def test_checkpoints_are_named_bounded_and_restorable(bob, output):
+    blend = output / "scene.blend"
     await completed(bob, "blender_save_blend", {"filepath": str(blend)})
     for n in range(4):
         await run(bob, f"bpy.ops.mesh.primitive_cube_add(location=({n}, 3, 0))")
         made = await completed(bob, "blender_checkpoint", {"name": f"step-{n}"})
-        assert made["path"].startswith(str(tmp_path / "scene_checkpoints"))
+        assert made["path"].startswith(str(output / "scene_checkpoints"))
     listed = await completed(bob, "blender_list_checkpoints")
     assert [c["name"] for c in listed["checkpoints"]] == ["step-1", "step-2", "step-3"]  # the bound is 3
     count = "print(len(bpy.data.objects))"

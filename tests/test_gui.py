@@ -84,6 +84,14 @@ async def undo_in_the_window(client, out: Path, proc: subprocess.Popen) -> None:
     assert redone["status"] == "completed" and json.loads(redone["result"])["redo"] == 2, redone
     assert "ModelMade" in await object_names(client)
     assert (await call(client, "blender_execute_code", {"code": moved}))["result"] == "2.5\n"
+    # a checkpoint taken and restored in the window: the file reloads under the running add-on
+    made = await call(client, "blender_checkpoint", {"name": "gui-cp"})
+    assert made["status"] == "completed", made
+    await call(client, "blender_execute_code", {"code": "bpy.data.objects.remove(bpy.data.objects['ModelMade'])"})
+    assert "ModelMade" not in await object_names(client)
+    restored = await call(client, "blender_restore_checkpoint", {"name": "gui-cp"})
+    assert restored["status"] == "completed", restored
+    assert "ModelMade" in await object_names(client)  # and the drainer still runs jobs after the reload
 
 
 @pytest.mark.skipif(not BLENDER_GUI or not shutil.which("xvfb-run"), reason="needs blender and xvfb-run on PATH")
