@@ -132,28 +132,29 @@ class _Checker(ast.NodeVisitor):
         base = self.aliases.get(head, head)
         return f"{base}.{rest}" if rest else base
 
-    def _chain(self, node: ast.AST, dotted: str) -> None:
+    def _chain(self, node: ast.AST, dotted: str) -> bool:
+        """Refuse a forbidden attribute chain; True when it was one."""
         full = self._expand(dotted)
         for chain, reason in _FORBIDDEN_CHAINS.items():
             if full == chain or full.startswith(chain + "."):
                 self.refuse(node, f"{full}: {reason}")
-                return
+                return True
+        return False
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in _FORBIDDEN_CALLS or node.id == "__builtins__":
             self.refuse(node, f"{node.id}: {_FORBIDDEN_CALLS.get(node.id, 'reaches the interpreter')}")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        dotted = _dotted(node)
+        named = dotted is not None and self._chain(node, dotted)  # one reason per chain: the most telling
         inner: ast.AST = node
         while isinstance(inner, ast.Attribute):  # a.b.c is one chain: check each name once, from the outside
             if inner.attr.startswith("__") and inner.attr.endswith("__"):
                 self.refuse(inner, f".{inner.attr}: dunder attributes reach Python's internals")
-            elif inner.attr in _FORBIDDEN_METHODS:
+            elif inner.attr in _FORBIDDEN_METHODS and not named:
                 self.refuse(inner, f".{inner.attr}: {_FORBIDDEN_METHODS[inner.attr]}")
             inner = inner.value
-        dotted = _dotted(node)
-        if dotted is not None:
-            self._chain(node, dotted)
         self.visit(inner)
 
     def visit_Constant(self, node: ast.Constant) -> None:

@@ -41,7 +41,7 @@ async def test_ordinary_scripts_run_and_each_is_checkpointed_first(alice, output
         "import bpy, math\nbpy.ops.mesh.primitive_uv_sphere_add(radius=math.pi / 3)\n"
         "bpy.ops.export_scene.gltf(filepath=OUTPUT_DIR + '/sphere.glb')\nprint(OUTPUT_DIR)")})
     assert ran["status"] == "completed", ran
-    assert ran["result"].strip() == str(output) and (output / "sphere.glb").stat().st_size > 1000
+    assert ran["result"].strip().splitlines()[-1] == str(output) and (output / "sphere.glb").stat().st_size > 1000
     assert ran["details"]["checkpoint"].startswith("before-execute_code-")
     listed = await completed(alice, "blender_list_checkpoints")
     assert ran["details"]["checkpoint"] in [c["name"] for c in listed["checkpoints"]]

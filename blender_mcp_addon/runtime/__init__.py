@@ -27,7 +27,7 @@ from ..limits import LimitError, Limits
 from ..protocol.catalog import CATALOG
 
 log = logging.getLogger(__name__)
-POLICIES = ("allow", "ask", "deny")
+POLICIES = ("allow", "safe", "ask", "deny")
 MAX_RESULT_BYTES = 900 * 1024  # under the server's 1 MiB payload cap, with room for the envelope
 INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab"}
 # `details.cancel` of the update that answers a cancel_job (the server tells the caller from it whether the
