@@ -234,3 +234,20 @@ async def test_disabled_integration_says_so(server, tmp_path):
             assert off["status"] == "error" and "disabled in the add-on preferences" in off["error"]
     finally:
         w.stop()
+
+
+async def test_a_timed_out_job_says_whether_it_was_stopped(server, worker):
+    """A script on Blender's main thread cannot be stopped: the timeout says so instead of "cancelled";
+    the job queued behind it was stopped, and says that."""
+    await ready(server)
+    async with await style_a(server.url) as client:
+        slow = asyncio.create_task(call(client, "blender_execute_code",
+                                        {"code": "import time\ntime.sleep(4)", "_timeout": 1}))
+        await asyncio.sleep(0.3)
+        queued = await call(client, "blender_get_scene_info", {"_timeout": 0.5})
+        answer = await slow
+        assert answer["status"] == "timeout" and answer["cancel"] == "not_possible", answer
+        assert "cannot stop it" in answer["error"] and "main thread" in answer["error"]
+        assert queued["status"] == "timeout" and queued["cancel"] == "done", queued
+        await asyncio.sleep(3.5)  # the script runs to its end; the worker is free again after it
+        assert (await call(client, "blender_get_scene_info"))["status"] == "completed"
