@@ -7,8 +7,7 @@ import os
 import pytest
 
 from tests.blender_worker import Worker
-from tests.helpers import bus_client, wait_online
-from tests.test_dispatch import call, completed, style_a
+from tests.test_dispatch import call, completed, style_a_on
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 TARGET = "blender-history01"
@@ -39,9 +38,7 @@ async def run(client, code: str) -> str:
 
 @pytest.fixture
 async def bob(server, worker):
-    async with bus_client(server.url, username="bob", password="bob-pw", uuid="history-watch") as watch:
-        await wait_online(watch, TARGET, timeout=90)
-    async with await style_a(server.url, "bob", "bob-pw") as client:
+    async with style_a_on(server.url, TARGET, "bob", "bob-pw") as client:
         yield client
 
 

@@ -11,6 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,15 @@ def worker(server, polyhaven, outputs, tmp_path_factory):
         del os.environ["BLENDER_MCP_POLYHAVEN_API_URL"]
     yield w
     w.stop()
+
+
+@asynccontextmanager
+async def style_a_on(base: str, target: str, username: str = "demo", password: str = "demo"):
+    """A Style A client of `username`'s bus, once its Blender `target` is online."""
+    async with bus_client(base, username=username, password=password, uuid=f"{target}-watch") as watch:
+        await wait_online(watch, target, timeout=90)
+    async with await style_a(base, username, password) as client:
+        yield client
 
 
 async def style_a(base: str, username: str = "demo", password: str = "demo", **kw) -> Client:

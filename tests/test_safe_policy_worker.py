@@ -8,8 +8,7 @@ import json
 import pytest
 
 from tests.blender_worker import Worker
-from tests.helpers import bus_client, wait_online
-from tests.test_dispatch import call, completed, style_a
+from tests.test_dispatch import call, completed, style_a_on
 
 pytestmark = [pytest.mark.blender, pytest.mark.anyio]
 TARGET = "blender-safe01"
@@ -30,9 +29,7 @@ def worker(server, output, tmp_path_factory):
 
 @pytest.fixture
 async def alice(server, worker):
-    async with bus_client(server.url, username="alice", password="alice-pw", uuid="safe-watch") as watch:
-        await wait_online(watch, TARGET, timeout=90)
-    async with await style_a(server.url, "alice", "alice-pw") as client:
+    async with style_a_on(server.url, TARGET, "alice", "alice-pw") as client:
         yield client
 
 

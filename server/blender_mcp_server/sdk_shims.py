@@ -63,27 +63,26 @@ def session_manager(app: Any, path: str) -> Any | None:
     return None
 
 
+def _set_on_manager(app: Any, path: str, name: str, value: Any) -> bool:
+    manager = session_manager(app, path)
+    if manager is None or not hasattr(manager, name):
+        log.warning("could not set the MCP session manager's %s", name)
+        return False
+    setattr(manager, name, value)
+    return True
+
+
 def set_session_idle_timeout(app: Any, path: str, seconds: float) -> bool:
     """Reap idle MCP sessions after `seconds` instead of the SDK's 30 minutes (a client killed with -9
     would hold its session, and its memory, that long). Relies on the manager's `session_idle_timeout`
     attribute being read when each session starts. False when the manager was not found."""
-    manager = session_manager(app, path)
-    if manager is None or not hasattr(manager, "session_idle_timeout"):
-        log.warning("could not shorten the MCP session idle timeout")
-        return False
-    manager.session_idle_timeout = seconds
-    return True
+    return _set_on_manager(app, path, "session_idle_timeout", seconds)
 
 
 def set_max_sessions(app: Any, path: str, max_sessions: int) -> bool:
     """fastmcp builds the SDK's session manager without passing `max_sessions` (the global bound on open
     sessions); the manager's admission reads the attribute, so it is set here. False when not found."""
-    manager = session_manager(app, path)
-    if manager is None or not hasattr(manager, "max_sessions"):
-        log.warning("could not set the MCP session manager's max_sessions")
-        return False
-    manager.max_sessions = max_sessions
-    return True
+    return _set_on_manager(app, path, "max_sessions", max_sessions)
 
 
 def sdk_open_session_ids(manager: Any) -> Container[str] | None:
