@@ -22,6 +22,27 @@ _runtime: Runtime | None = None
 _keeper = None  # the TokenKeeper of the logged-in user, in memory only
 
 
+# Jobs that changed the scene since it was last saved or opened here. A headless Blender (the bpy module
+# above all) does not always set bpy.data.is_dirty for changes made from Python, so "unsaved changes" is
+# either; it may say yes after a script saved the file itself, never no after a change.
+_changed_since_save = False
+
+
+def note_scene_changed() -> None:
+    global _changed_since_save
+    _changed_since_save = True
+
+
+def note_file_saved() -> None:
+    """The open file and the one on disk agree again (saved, or just opened)."""
+    global _changed_since_save
+    _changed_since_save = False
+
+
+def unsaved_changes(is_dirty: bool) -> bool:
+    return is_dirty or _changed_since_save
+
+
 def get_runtime() -> Runtime | None:
     return _runtime
 

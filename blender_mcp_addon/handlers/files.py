@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..session import current_limits
+from ..session import current_limits, note_file_saved
 from . import CommandError, command
 
 
@@ -48,6 +48,7 @@ def save_blend(filepath: str | None = None) -> dict[str, Any]:
     else:
         path = _writable(filepath, (".blend",))
         bpy.ops.wm.save_as_mainfile(filepath=path)
+    note_file_saved()
     return {"filepath": path, "bytes": os.path.getsize(path)}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import bpy
 
+from ..session import note_file_saved, unsaved_changes
 from . import CommandError, command
 
 _SUFFIX = ".blend"
@@ -121,12 +122,13 @@ def restore_checkpoint(name: str) -> dict[str, Any]:
         raise CommandError(f"no checkpoint {name!r} in {folder} (checkpoints: {known})")
     original = bpy.data.filepath
     saved_first = (save_checkpoint(f"before-restore-{time.strftime('%H%M%S')}", protect=name)["name"]
-                   if bpy.data.is_dirty else None)
+                   if unsaved_changes(bpy.data.is_dirty) else None)
     bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
     if original and not Path(original).parent.name.endswith(_HOLDER):
         # Keep working on the artist's own file: the restored state is saved over it (the state it replaced
         # is the checkpoint just taken, or what that file already held).
         bpy.ops.wm.save_as_mainfile(filepath=original, check_existing=False)
+    note_file_saved()
     return {"restored": name, "file": bpy.data.filepath, "saved_current_as": saved_first}
 
 

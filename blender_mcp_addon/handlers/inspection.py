@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..session import unsaved_changes
 from . import CommandError, command
 
 NAME_KINDS = ("objects", "materials", "collections", "meshes", "images", "node_groups", "cameras", "lights",
@@ -204,7 +205,7 @@ def get_file_info() -> dict[str, Any]:
     return {
         "filepath": data.filepath or None,
         "saved": bool(data.filepath),
-        "is_dirty": bool(data.is_dirty),
+        "is_dirty": unsaved_changes(bool(data.is_dirty)),
         "file_version": list(data.version) if data.filepath else None,
         "blender_version": bpy.app.version_string,
         "libraries": libraries,

@@ -25,6 +25,7 @@ from ..handlers import COMMANDS, Background, CommandError, Progress, Reply, load
 from ..handlers.code import ScriptFailed, run_script
 from ..limits import LimitError, Limits
 from ..protocol.catalog import CATALOG
+from ..session import note_scene_changed
 
 log = logging.getLogger(__name__)
 POLICIES = ("allow", "safe", "ask", "deny")
@@ -262,10 +263,12 @@ class Runtime:
             raise CommandError(f"could not take the checkpoint before the script ({exc}); nothing ran") from None
 
     def _undo_step(self, record: JobRecord, cmd: Any) -> None:
-        """In a window, what a scene-changing job did becomes one undo step named after it."""
+        """In a window, what a scene-changing job did becomes one undo step named after it; and the open
+        file now has unsaved changes."""
         spec = CATALOG.get(record.command)
         if (cmd is None and record.command != "job_dispatch") or (spec is not None and not spec.changes_scene):
             return
+        note_scene_changed()
         if record.command in ("undo", "redo"):  # they move along the stack: a step pushed now would end redo
             return
         from ..handlers.history import push_undo_step
