@@ -313,4 +313,4 @@ def driver():
         return None
 
 
-bpy.app.timers.register(driver, first_interval=1.0)
+bpy.app.timers.register(driver, first_interval=1.0, persistent=True)  # it outlives restore_checkpoint's file load
