@@ -23,7 +23,7 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from blender_mcp_addon.protocol import client_config as cc
 from blender_mcp_addon.protocol.answers import read_answer
-from tests.helpers import ROOT, start_fresh
+from tests.helpers import ROOT, free_port, start_fresh
 
 CODEX_TOML = """# my codex settings
 model = "o4-mini"
@@ -281,3 +281,112 @@ def test_install_addon_into_a_real_blender(tmp_path, blender):
     assert any(user.rglob("blender_manifest.toml")), "the add-on is not in the tmp user folder"
     real = Path.home() / ".config" / "blender"
     assert not [p for p in real.rglob("*") if p.stat().st_mtime >= started], "the real user config was touched"
+
+
+# --- the wheel, outside a checkout ------------------------------------------------------------------------
+
+def _local_index_env() -> dict[str, str] | None:
+    """pip's sources limited to the machine's local (file://) indexes: the isolated build env's setuptools
+    comes from there, never from the network."""
+    out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    urls = [u for line in out.splitlines() if "index-url" in line
+            for u in line.split("=", 1)[1].strip().strip("'\"").split() if u.startswith("file://")]
+    if not urls:
+        return None
+    return {"PIP_INDEX_URL": urls[0], "PIP_EXTRA_INDEX_URL": " ".join(urls[1:]), "PIP_FIND_LINKS": ""}
+
+
+def _copy_source(dest: Path) -> None:
+    """The project as an sdist would hold it, with dist/'s zip for this machine only."""
+    keep = ["pyproject.toml", "README.md", "MANIFEST.in", "build_backend", "blender_mcp_addon", "server"]
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.zip", "*.egg-info")
+    for name in keep:
+        src = ROOT / name
+        (shutil.copytree(src, dest / name, ignore=ignore) if src.is_dir() else shutil.copy(src, dest / name))
+    (dest / "dist").mkdir()
+    for z in (ROOT / "dist").glob("blender_mcp-*-linux_x64.zip"):
+        shutil.copy(z, dest / "dist" / z.name)
+
+
+@pytest.mark.anyio
+async def test_the_wheel_serves_and_sets_up_from_a_clean_venv(tmp_path):
+    index = _local_index_env()
+    if index is None:
+        pytest.skip("no local package index: building the wheel would need the network")
+    if not list((ROOT / "dist").glob("blender_mcp-*-linux_x64.zip")):
+        pytest.skip("no add-on zip in dist/ (python build_addon.py)")
+    src, out, venv, outside = tmp_path / "src", tmp_path / "wheels", tmp_path / "venv", tmp_path / "elsewhere"
+    src.mkdir()
+    outside.mkdir()
+    _copy_source(src)
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-w", str(out)],
+                           capture_output=True, text=True, timeout=300, env={**clean, **index})
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    wheel = next(out.glob("blender_mcp_bus-*.whl"))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                    "--no-deps", "--no-index", str(wheel)], check=True, timeout=300, env=clean)
+    # The dependencies: this interpreter's site-packages, as a plain path (its .pth files, among them a
+    # checkout's editable install, are not run from there).
+    import site
+    purelib = next(Path(p) for p in (venv / "lib").glob("python3*/site-packages"))
+    (purelib / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    exe = venv / "bin" / "blender-mcp-server"
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import blender_mcp_server, blender_mcp_addon; "
+                            "print(blender_mcp_server.__file__, blender_mcp_addon.__file__)"],
+                           capture_output=True, text=True, env=clean, cwd=outside, check=True).stdout
+    assert where.count(str(venv)) == 2, where
+
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                              stdout=log, stderr=subprocess.STDOUT, env=clean, cwd=outside)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "the wheel's server did not start"
+            time.sleep(0.1)
+        assert httpx.post(f"{base}/auth/login", json={"username": "demo", "password": "demo"}).status_code == 200
+
+        m = make_home(tmp_path / "home")
+        env = {**clean, "BLENDER_MCP_PASSWORD": "demo"}
+        dry = subprocess.run([str(exe), "setup", "--home", str(m.home), "--server", base, "--dry-run"],
+                             capture_output=True, text=True, env=env, cwd=outside, timeout=120)
+        assert dry.returncode == 0, dry.stderr
+        assert all(f"--- {c}" in dry.stdout for c in FIXTURES) and f'"command": "{exe}"' in dry.stdout
+        assert all(config_path(c, m).read_text() == t for c, t in FIXTURES.items())
+
+        carried = subprocess.run([str(venv / "bin" / "python"), "-c", "from blender_mcp_server.setup_clients."
+                                  "blender import find_zip; print(find_zip(None))"],
+                                 capture_output=True, text=True, env=clean, cwd=outside, check=True).stdout.strip()
+        assert carried.startswith(str(purelib)) and carried.endswith("linux_x64.zip"), carried
+        if os.access("/usr/bin/blender", os.X_OK):  # the carried zip into a real Blender, from the wheel
+            user = tmp_path / "blender-user"
+            blender_env = {**env, "BLENDER_USER_RESOURCES": str(user), "BLENDER_USER_CONFIG": str(user / "config"),
+                           "BLENDER_USER_SCRIPTS": str(user / "scripts")}
+            addon = subprocess.run([str(exe), "setup", "--install-addon", "--blender", "/usr/bin/blender"],
+                                   capture_output=True, text=True, env=blender_env, cwd=outside, timeout=300)
+            assert addon.returncode == 0 and "installed and enabled" in addon.stdout, addon.stdout + addon.stderr
+
+        wrote = subprocess.run([str(exe), "setup", "--home", str(m.home), "--server", base, "--yes",
+                                "--clients", "claude-desktop"], capture_output=True, text=True, env=env,
+                               cwd=outside, timeout=120)
+        assert wrote.returncode == 0, wrote.stderr
+        desktop = blender_entry("claude-desktop", config_path("claude-desktop", m).read_text())
+        assert desktop["command"] == str(exe)
+        async with Client(StdioTransport(command=desktop["command"], args=desktop["args"], env=desktop["env"],
+                                         cwd=str(outside)), timeout=60) as client_:
+            listing = read_answer(await client_.call_tool("blender_list_available_clients", {}))
+            assert set(listing) == {"persistent", "ephemeral"}
+    finally:
+        server.terminate()
+        server.wait(15)
+        log.close()
