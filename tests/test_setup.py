@@ -116,6 +116,14 @@ def test_toml_edit_keeps_comments_and_refuses_inline_entries():
         edit.toml_set("not = [valid\n", value)
 
 
+def test_opencode_servers_layout_is_kept():
+    text = json.dumps({"mcp": {"servers": {"a": {"type": "local", "command": ["a"]}}}})
+    new, created = edit.json_set(text, "mcp", cc.http_entry("opencode", "http://h:1", "T"))
+    servers = json.loads(new)["mcp"]["servers"]
+    assert not created and set(servers) == {"a", "blender"} and "enabled" not in servers["blender"]
+    assert json.loads(edit.json_remove(new, "mcp", drop_empty=True)) == json.loads(text)
+
+
 def test_snippets_come_from_one_builder():
     line = cc.claude_code_command("http://h:1", "TOK")
     assert line == 'claude mcp add --transport http blender http://h:1/mcp --header "Authorization: Bearer TOK"'

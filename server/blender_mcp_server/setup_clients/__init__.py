@@ -2,8 +2,9 @@
 
 For each client found (`locations.py` lists the files, `blender_mcp_addon/protocol/client_config.py`
 the entry each gets), it shows a unified diff, asks, logs in to the server, mints one labelled API token
-per client (`setup: <client>`), keeps `<file>.bak`, and writes. The token ids go to a state file beside
-the home's `.config/blender-mcp/`, so `--remove` can revoke exactly the tokens it minted.
+per client (`setup: <client>`), keeps `<file>.bak`, and writes. The token ids go to
+`~/.config/blender-mcp/setup-state.json` (not into the entries: some clients reject unknown keys), so
+`--remove` can revoke exactly the tokens it minted.
 
 Exit codes: 0 done (or nothing to do), 1 cancelled at the prompt, 2 bad arguments, 3 the server refused
 or could not be reached, 4 some files were skipped (unparseable, or an entry in a shape not rewritten).
@@ -250,6 +251,13 @@ def _backup_and_write(change: Change, text: str) -> None:
 def _apply(args: argparse.Namespace, m: Machine, plan: list[Change]) -> int:
     access = _login(args)
     state = _load_state(m)
+    try:
+        return _apply_each(args, access, state, plan)
+    finally:
+        _save_state(m, state)  # also after a failure half-way: the files written so far keep their jti
+
+
+def _apply_each(args: argparse.Namespace, access: str, state: dict[str, Any], plan: list[Change]) -> int:
     done = 0
     for change in plan:
         token, jti = _mint(args, access, change.client)
@@ -272,7 +280,6 @@ def _apply(args: argparse.Namespace, m: Machine, plan: list[Change]) -> int:
                                        previous and previous.get("created_container"))}
         done += 1
         print(f"{change.client}: wrote {change.path}" + (f" (backup {change.path.name}.bak)" if change.old else ""))
-    _save_state(m, state)
     return done
 
 

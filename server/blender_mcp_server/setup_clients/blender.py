@@ -100,7 +100,8 @@ def install(command: list[str], zip_path: Path, version: tuple[int, int, int],
                str(zip_path)]
         module = EXTENSION_MODULE
     else:
-        cmd = [*command, "-b", "--factory-startup", "--python-expr", LEGACY_INSTALL, "--", str(zip_path)]
+        # No --factory-startup: save_userpref would then write factory settings over the user's own.
+        cmd = [*command, "-b", "--python-expr", LEGACY_INSTALL, "--", str(zip_path)]
         module = LEGACY_MODULE
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     out = proc.stdout + proc.stderr

@@ -59,6 +59,9 @@ def json_set(text: str, key: str, value: dict[str, Any]) -> tuple[str, bool]:
     holder, existed = _container(data, key)
     if holder is None:
         holder = data[key] = {}
+    elif holder is not data[key]:
+        # OpenCode's `mcp.servers` layout switches servers off with `disabled` and has no `enabled`.
+        value = {k: v for k, v in value.items() if k != "enabled"}
     holder[SERVER_NAME] = value
     return json.dumps(data, indent=_indent(text), ensure_ascii=False) + "\n", not existed
 
