@@ -84,10 +84,11 @@ def find_zip(explicit: Path | None) -> Path:
             raise InstallError(f"no such zip: {explicit}")
         return explicit
     suffix = blender_platform().replace("-", "_")
-    for folder in (PACKAGED, CHECKOUT_DIST):
-        hits = sorted(folder.glob(f"blender_mcp-*-{suffix}.zip"), key=lambda p: p.stat().st_mtime)
-        if hits:
-            return hits[-1]
+    # The newest of both: in a checkout, a copy staged by an earlier wheel build may lag behind dist/.
+    hits = sorted((p for folder in (PACKAGED, CHECKOUT_DIST) for p in folder.glob(f"blender_mcp-*-{suffix}.zip")),
+                  key=lambda p: p.stat().st_mtime)
+    if hits:
+        return hits[-1]
     raise InstallError(f"no add-on zip for {blender_platform()} in this package or in dist/: build it with "
                        "`python build_addon.py` in a checkout, or pass --zip")
 
