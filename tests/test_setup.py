@@ -181,6 +181,13 @@ def test_wrong_password_writes_nothing(tmp_path, bus):
     assert config_path("cursor", m).read_text() == FIXTURES["cursor"]
 
 
+def test_print_shows_every_clients_snippet_and_touches_nothing(tmp_path):
+    proc = run_setup(tmp_path, "--print", "--server", "http://127.0.0.1:8000")
+    assert proc.returncode == 0 and not any(tmp_path.iterdir())
+    assert proc.stdout.count("# ") == len(cc.CLIENTS) and '"serverUrl": "http://127.0.0.1:8000/mcp"' in proc.stdout
+    assert '[mcp_servers.blender]\nurl = "http://127.0.0.1:8000/mcp"' in proc.stdout
+
+
 def test_unknown_client_is_a_usage_error(tmp_path):
     proc = run_setup(tmp_path, "--clients", "emacs")
     assert proc.returncode == 2 and "unknown client" in proc.stderr

@@ -105,6 +105,14 @@ def _entry(client: str, args: argparse.Namespace, token: str) -> dict[str, Any]:
     return cc.entry(client, args.server, token, bridge_command(), stdio=client in args.stdio_clients)
 
 
+def snippet(client: str, args: argparse.Namespace, token: str) -> str:
+    """The text a person would paste: the client's file with only this entry (TOML for Codex)."""
+    value = _entry(client, args, token)
+    if client == "codex":
+        return edit.toml_set("", value)
+    return json.dumps({cc.CONTAINER[client]: {cc.SERVER_NAME: value}}, indent=2)
+
+
 def _choose(args: argparse.Namespace, m: Machine) -> tuple[list[str], list[str]]:
     """The clients to act on, and the ones not found (only reported)."""
     if args.clients:
@@ -201,8 +209,16 @@ def run(args: argparse.Namespace) -> int:
         clients, missing = _choose(args, m)
     except SystemExit as exc:
         return int(exc.code or 2)
+    if args.print_snippets:
+        for client in clients or cc.CLIENTS:
+            print(f"# {client}: {config_path(client, m)}")
+            print(snippet(client, args, "<token>").rstrip())
+        return 0
     if missing:
         print(f"not found here (skipped): {', '.join(missing)}")
+    if not clients:
+        print("no MCP client config found here; name the clients with --clients to create their files")
+        return 0
     plan: list[Change] = []
     skipped = 0
     state = _load_state(m)
@@ -320,6 +336,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="show the diffs only: nothing written or minted")
     p.add_argument("--remove", action="store_true", help="take the blender entries out, revoke their tokens")
     p.add_argument("--home", type=Path, default=None, help=f"look for the files under DIR (or ${HOME_ENV})")
+    p.add_argument("--print", dest="print_snippets", action="store_true",
+                   help="print each client's entry with a <token> placeholder; change nothing")
     p.add_argument("--install-addon", action="store_true", help="install and enable the add-on in Blender")
     p.add_argument("--blender", default=None, help="the Blender to install into (a path, or shell words)")
     p.add_argument("--zip", type=Path, default=None, help="the add-on zip (default: the packaged/built one)")
