@@ -164,6 +164,28 @@ def test_without_yes_and_no_terminal_nothing_is_written(tmp_path, bus):
     assert config_path("cursor", m).read_text() == FIXTURES["cursor"]
 
 
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_the_prompt_on_a_terminal(tmp_path, bus, answer):
+    import pty
+
+    m = make_home(tmp_path / "home")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "blender_mcp_server.cli", "setup", "--home", str(m.home),
+                             "--server", bus.url, "--clients", "cursor"], stdin=follower,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "BLENDER_MCP_PASSWORD": "demo"})
+    os.close(follower)
+    os.write(leader, f"{answer}\n".encode())
+    out, err = proc.communicate(timeout=60)
+    os.close(leader)
+    written = json.loads(config_path("cursor", m).read_text())["mcpServers"]
+    if answer == "n":
+        assert proc.returncode == 1 and "cancelled" in out and "blender" not in written
+    else:
+        assert proc.returncode == 0, err
+        assert written["blender"]["headers"]["Authorization"].startswith("Bearer ey")
+
+
 def test_bad_files_are_reported_and_left_alone(tmp_path, bus):
     m = make_home(tmp_path / "home")
     broken = config_path("cursor", m)
@@ -265,8 +287,15 @@ def test_a_named_client_without_a_file_gets_one_and_remove_deletes_it(tmp_path, 
 # --- the add-on into real Blenders -----------------------------------------------------------------------
 
 CHROOTS = Path(os.environ.get("BMCP_CHROOT_CACHE", "/var/cache/blender-mcp/chroots"))
-BLENDERS = [pytest.param("/usr/bin/blender", id="debian-3.4"),
-            pytest.param(f"{CHROOTS / 'trixie.run'} blender", id="trixie-4.3")]
+# The matrix's row with a real binary names it in BLENDER; elsewhere Debian's own 3.4 (legacy installer) and
+# trixie's 4.3 (extension CLI), when this machine has them. The bpy-module rows have no binary to install into.
+if os.environ.get("BLENDER"):
+    BLENDERS = [pytest.param(os.environ["BLENDER"], id="BLENDER")]
+elif os.environ.get("BLENDER_PYTHON"):
+    BLENDERS = []
+else:
+    BLENDERS = [pytest.param("/usr/bin/blender", id="debian-3.4"),
+                pytest.param(f"{CHROOTS / 'trixie.run'} blender", id="trixie-4.3")]
 
 
 @pytest.mark.blender
