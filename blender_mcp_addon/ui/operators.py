@@ -8,6 +8,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..client import AuthError, TokenKeeper
+from ..protocol.client_config import claude_code_command
 from ..session import get_keeper, get_runtime, set_keeper
 from . import connection
 from .preferences import get_prefs
@@ -194,10 +195,6 @@ def mint_api_token(keeper: TokenKeeper, name: str) -> str:
     if r.status_code != 200:
         raise AuthError(r.json().get("message", f"HTTP {r.status_code}"))
     return r.json()["token"]
-
-
-def claude_code_command(base: str, token: str) -> str:
-    return f'claude mcp add --transport http blender {base}/mcp --header "Authorization: Bearer {token}"'
 
 
 CLASSES = (BLENDER_MCP_OT_login, BLENDER_MCP_OT_logout, BLENDER_MCP_OT_connect, BLENDER_MCP_OT_disconnect,

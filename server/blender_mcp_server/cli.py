@@ -1,4 +1,5 @@
-"""`blender-mcp-server`: serve the bus (the default), manage users and API tokens, bridge stdio clients."""
+"""`blender-mcp-server`: serve the bus (the default), manage users and API tokens, bridge stdio clients,
+set up this machine's MCP clients and Blender (`setup`)."""
 
 from __future__ import annotations
 
@@ -172,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     stdio.add_argument("--password-env", default="BLENDER_MCP_PASSWORD")
     stdio.add_argument("--token-env", default="BLENDER_MCP_TOKEN")
     stdio.set_defaults(func=cmd_stdio)
+
+    from .setup_clients import add_parser as add_setup_parser
+
+    add_setup_parser(sub)
     return parser
 
 
