@@ -69,6 +69,7 @@ def load_all() -> dict[str, Command]:
         api,
         code,
         files,
+        generators,
         history,
         inspection,
         look,

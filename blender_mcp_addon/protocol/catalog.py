@@ -223,4 +223,29 @@ COMMANDS += (
                 (P("uid", "string"), P("target_size", "number", None, minimum=0.0001)), integration="sketchfab", changes_scene=True),
 )
 
+_PROVIDERS = ("rodin", "hunyuan3d", "tripo", "meshy")
+_HANDLE = P("handle", "string", description="the job handle from generate_3d (provider:task id); it stays valid "
+            "across calls, sessions and restarts for as long as the provider keeps the task")
+
+COMMANDS += (
+    # -- 3D generation, any provider -----------------------------------------------------------------
+    # integration=None: the provider is a param, so each handler checks that provider's own toggle.
+    CommandSpec("generate_3d", "exec",
+                "Start generating a 3D model from a text prompt or image files with Hyper3D Rodin, Hunyuan3D, "
+                "Tripo or Meshy; returns a job handle. wait_seconds polls (with progress) before returning.",
+                (P("provider", "string", enum=_PROVIDERS),
+                 P("prompt", "string", None, "what to generate"),
+                 P("image_paths", "array", None, "reference image files on the Blender machine (one for "
+                   "Hunyuan3D, Tripo and Meshy)"),
+                 P("wait_seconds", "number", 0, "poll this long before returning", minimum=0, maximum=50))),
+    CommandSpec("generation_status", "read",
+                "The state of a generation (queued, running, done, failed) and its progress, from its handle.",
+                (_HANDLE, P("wait_seconds", "number", 0, "poll until done or this long", minimum=0, maximum=25))),
+    CommandSpec("import_generated_model", "download",
+                "Download a finished generation (once; later imports reuse the file) and import it, its top "
+                "object renamed to name and optionally scaled to target_size metres.",
+                (_HANDLE, P("name", "string", description="the new object's name"),
+                 P("target_size", "number", None, minimum=0.0001)), changes_scene=True),
+)
+
 CATALOG: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}
