@@ -248,4 +248,32 @@ COMMANDS += (
                  P("target_size", "number", None, minimum=0.0001)), changes_scene=True),
 )
 
+_SOURCES = ("polyhaven", "sketchfab", "polypizza", "ambientcg")
+
+COMMANDS += (
+    # -- asset libraries, any source -----------------------------------------------------------------
+    # integration=None: the source is a param, so each handler checks that source's own toggle.
+    CommandSpec("search_assets", "read",
+                "Search Poly Haven, Sketchfab, Poly Pizza or ambientCG in one shape (id, name, type, author, "
+                "license, tags); each hit's thumbnail comes back as an image, numbered by its thumbnail field.",
+                (P("source", "string", enum=_SOURCES),
+                 P("query", "string", "", "words to match (empty: the most popular)"),
+                 P("type", "string", "all", enum=("all", *_ASSET_TYPES)),
+                 P("limit", "integer", 6, "hits (and thumbnails) per page", minimum=1, maximum=12),
+                 P("offset", "integer", 0, minimum=0),
+                 P("thumbnails", "boolean", True, "fetch the thumbnails as images")),
+                returns_image=True),
+    CommandSpec("import_asset", "download",
+                "Download an asset from search_assets into the scene: an HDRI becomes the world, a texture set "
+                "a material, a model is imported (optionally scaled to target_size metres). Downloads are "
+                "cached by asset and resolution, resumed when cut off, and checked against the library's "
+                "checksum or size when it gives one.",
+                (P("source", "string", enum=_SOURCES), P("id", "string", description="the asset's id"),
+                 P("type", "string", None, "Poly Haven: hdris, textures or models (default: looked up)",
+                   enum=_ASSET_TYPES),
+                 P("resolution", "string", "1k", "1k, 2k, 4k ... (Poly Haven, ambientCG)"),
+                 P("file_format", "string", None, "e.g. hdr/exr, jpg/png, gltf/fbx"),
+                 P("target_size", "number", None, minimum=0.0001)), changes_scene=True),
+)
+
 CATALOG: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}
