@@ -94,14 +94,20 @@ def _search(source: str, query: str, asset_type: str, limit: int, offset: int) -
                     "thumbnail_url": ambientcg_preview(a)} for a in found]
 
 
+# The server refuses image results over 4 MiB in all: thumbnails stop short of that, the hits still listed.
+MAX_THUMBNAILS_BYTES = 3 * 1024 * 1024
+
+
 def _with_thumbnails(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     session = requests.Session()
     images = []
+    total = 0
     for hit in hits:
         url = hit.get("thumbnail_url")
         got = fetch_thumbnail(session, url) if isinstance(url, str) and url.startswith(("http://", "https://")) else None
         hit["thumbnail"] = None
-        if got:
+        if got and total + len(got[0]) <= MAX_THUMBNAILS_BYTES:
+            total += len(got[0])
             hit["thumbnail"] = len(images)
             images.append({"image_base64": base64.b64encode(got[0]).decode(), "mime_type": got[1]})
     return images
