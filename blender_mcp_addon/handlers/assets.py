@@ -132,10 +132,10 @@ def search_assets(source: str, query: str = "", type: str = "all", limit: int = 
 
 
 def _polyhaven_type(asset_id: str) -> str:
-    asset = polyhaven_api().assets("all").get(asset_id)
-    if not isinstance(asset, dict):
-        raise ServiceError(f"Poly Haven has no asset {asset_id!r}")
-    return str(ASSET_TYPE_CODES.get(asset.get("type"), "models"))
+    kind = ASSET_TYPE_CODES.get(polyhaven_api().info(asset_id).get("type"))
+    if kind is None:
+        raise ServiceError(f"Poly Haven did not say what type {asset_id!r} is: pass type")
+    return kind
 
 
 def _import_models(label: str, asset_id: str, path: Path, target_size: float | None) -> dict[str, Any]:

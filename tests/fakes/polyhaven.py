@@ -89,6 +89,8 @@ class FakePolyHaven(FakeService):
                                        and wanted <= set(a["categories"])})
                 if len(parts) == 2 and parts[0] == "thumbs":
                     return self._send(200, files.png(16, 16), "image/png")
+                if len(parts) == 2 and parts[0] == "info" and parts[1] in ASSETS:
+                    return self._json({**ASSETS[parts[1]], "thumbnail_url": f"{fake.url}/thumbs/{parts[1]}.png"})
                 if len(parts) == 2 and parts[0] == "files" and parts[1] in fake.files:
                     return self._json(fake.files[parts[1]])
                 if len(parts) == 2 and parts[0] == "dl" and parts[1] in fake.blobs:
