@@ -114,7 +114,7 @@ async def test_tripo_image_and_hunyuan3d_generation_wait_until_done(server, work
         assert hunyuan["handle"] == "hunyuan3d:1357924680" and hunyuan["state"] == "done"
         model = await completed(client, "blender_import_generated_model",
                                 {"handle": hunyuan["handle"], "name": "Teapot"})
-        assert model["object"] == "Teapot"
+        assert model["object"] == "Teapot" and Path(model["file"]).name == "model.obj"
 
 
 async def test_meshy_text_and_image_tasks_keep_their_kind_in_the_handle(server, worker, generators, tmp_path):

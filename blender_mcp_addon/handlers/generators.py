@@ -7,6 +7,7 @@ call, session or Blender restart; nothing about a generation is kept in this pro
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ..integrations.generators import (
     parse_handle,
 )
 from ..integrations.http import ServiceError, download
+from ..integrations.libraries import extract_zip
 from ..integrations.safety import safe_name
 from ..integrations.settings import setting
 from . import Background, CommandError, Progress, command
@@ -167,7 +169,15 @@ def _fetch_model(provider: str, parts: list[str], state: TaskState) -> Path:
     if not state.model_url:
         raise ServiceError(f"the {LABELS[provider]} task has no model file")
     fmt = safe_name(state.model_format or "glb").lower()
-    return download(requests.Session(), state.model_url, folder / f"model.{fmt}")
+    path = download(requests.Session(), state.model_url, folder / f"model.{fmt}")
+    if not zipfile.is_zipfile(path):
+        return path
+    # Some results (Hunyuan3D's OBJ) are an archive of the model, its materials and textures.
+    members = extract_zip(path, folder / "model")
+    models = sorted(p for p in members if p.suffix.lower() in (".glb", ".gltf", ".obj", ".fbx"))
+    if not models:
+        raise ServiceError(f"the {LABELS[provider]} archive holds no model file")
+    return models[0]
 
 
 @command("import_generated_model")

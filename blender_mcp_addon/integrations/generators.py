@@ -110,8 +110,14 @@ class Tripo(_JsonApi):
         data = self._data(self._call("GET", f"/task/{task_id}"))
         raw = str(data.get("status", ""))
         progress = data.get("progress")
-        output = data.get("output") or {}
-        url = next((output[k] for k in ("pbr_model", "model", "base_model") if isinstance(output.get(k), str)), None)
+        url = None
+        # `output` holds URLs; older task records put {type, url} objects under `result` instead.
+        for holder in (data.get("output"), data.get("result")):
+            for key in ("pbr_model", "model", "base_model"):
+                value = (holder or {}).get(key) if isinstance(holder, dict) else None
+                value = value.get("url") if isinstance(value, dict) else value
+                if url is None and isinstance(value, str):
+                    url = value
         state = self._STATES.get(raw, FAILED)
         return TaskState(state, float(progress) / 100 if isinstance(progress, int | float) else None,
                          "" if state != FAILED else f"Tripo task {raw}", url)

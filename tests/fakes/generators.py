@@ -27,7 +27,11 @@ def tc3_signature(secret_key: str, date: str, string_to_sign: str) -> str:
 
 class FakeGenerators(FakeService):
     def __init__(self) -> None:
-        self.blobs = {"model.glb": files.glb_triangle("GeneratedModel")}
+        obj = b"mtllib material.mtl\no HunyuanMesh\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl base\nf 1 2 3\n"
+        self.blobs = {"model.glb": files.glb_triangle("GeneratedModel"),
+                      # Hunyuan3D's OBJ result: an archive of the mesh and its material
+                      "hunyuan_obj.zip": files.zip_of({"model.obj": obj,
+                                                       "material.mtl": b"newmtl base\nKd 0.8 0.2 0.2\n"})}
         self.polls: dict[str, int] = {}
         self.bodies: list[dict] = []
         self.downloads = 0
@@ -108,7 +112,7 @@ class FakeGenerators(FakeService):
                 if action == "QueryHunyuanTo3DJob":
                     n = fake.poll(params.get("JobId", ""))
                     status = "WAIT" if n == 1 else "RUN" if n == 2 else "DONE"
-                    result = [{"Type": "GLB", "Url": f"{fake.url}/dl/model.glb",
+                    result = [{"Type": "OBJ", "Url": f"{fake.url}/dl/hunyuan_obj.zip",
                                "PreviewImageUrl": f"{fake.url}/dl/preview.png"}] if status == "DONE" else []
                     return self._json({"Response": {"Status": status, "ErrorCode": "", "ErrorMessage": "",
                                                     "ResultFile3Ds": result, "RequestId": "r-3"}})
