@@ -12,6 +12,7 @@ from blender_mcp_addon.integrations.http import ServiceError, download, max_down
 from tests.fakes.base import FakeHandler, FakeService
 
 DATA = bytes(range(256)) * 400  # 100 KiB
+BIG = bytes(range(251)) * 4000  # ~1 MB, several download chunks
 
 
 class Files(FakeService):
@@ -25,6 +26,17 @@ class Files(FakeService):
         class Handler(FakeHandler):
             def do_GET(self):
                 fake.ranges.append(self.headers.get("Range"))
+                if self.path == "/cut":
+                    if self.headers.get("Range"):
+                        return self._send_file(BIG)
+                    # the connection drops after 600 kB of the promised body
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(BIG)))
+                    self.end_headers()
+                    self.wfile.write(BIG[:600000])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return None
                 if self.path == "/norange":
                     return self._send(200, DATA, "application/octet-stream")
                 return self._send_file(DATA)
@@ -53,6 +65,17 @@ def test_a_partial_file_is_resumed_with_a_range_request(files, tmp_path: Path):
     download(requests.Session(), f"{files.url}/f", dest, md5=hashlib.md5(DATA).hexdigest())
     assert files.ranges == ["bytes=30000-"] and dest.read_bytes() == DATA
     assert not (tmp_path / "asset.bin.part").exists()
+
+
+def test_a_dropped_connection_leaves_a_part_that_the_next_try_resumes(files, tmp_path: Path):
+    dest = tmp_path / "asset.bin"
+    with pytest.raises(ServiceError, match="try again to resume"):
+        download(requests.Session(), f"{files.url}/cut", dest)
+    kept = (tmp_path / "asset.bin.part").read_bytes()
+    # the whole chunks that arrived stay (the one being read when the connection broke is lost)
+    assert 0 < len(kept) <= 600000 and BIG.startswith(kept) and not dest.exists()
+    download(requests.Session(), f"{files.url}/cut", dest, md5=hashlib.md5(BIG).hexdigest())
+    assert files.ranges == [None, f"bytes={len(kept)}-"] and dest.read_bytes() == BIG
 
 
 def test_a_server_without_ranges_sends_the_whole_file_again(files, tmp_path: Path):

@@ -63,7 +63,7 @@ def _meshy() -> Meshy:
 
 def _hunyuan() -> Hunyuan3D:
     return Hunyuan3D(_url("hunyuan3d"), setting("hunyuan3d_secret_id"), setting("hunyuan3d_secret_key"),
-                     setting("hunyuan3d_region", "ap-guangzhou"))
+                     setting("hunyuan3d_region", "ap-guangzhou"), setting("hunyuan3d_api_version", "2025-05-13"))
 
 
 def _start(provider: str, prompt: str | None, images: list[tuple[str, bytes]]) -> str:

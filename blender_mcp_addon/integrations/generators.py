@@ -170,16 +170,16 @@ class Hunyuan3D(_JsonApi):
     QueryHunyuanTo3DJob, JSON POSTs signed with TC3-HMAC-SHA256 from a SecretId and SecretKey."""
 
     label = "Hunyuan3D"
-    SERVICE, VERSION = "ai3d", "2025-05-13"
+    SERVICE = "ai3d"
     _STATES = {"WAIT": QUEUED, "RUN": RUNNING, "DONE": DONE}
 
-    def __init__(self, base_url: str, secret_id: str, secret_key: str, region: str,
+    def __init__(self, base_url: str, secret_id: str, secret_key: str, region: str, version: str = "2025-05-13",
                  session: requests.Session | None = None):
         if not (secret_id and secret_key):
             raise ServiceError("no Hunyuan3D credentials: set the Tencent Cloud SecretId and SecretKey in the "
                                "add-on preferences or BLENDER_MCP_HUNYUAN3D_SECRET_ID / _SECRET_KEY")
         super().__init__(base_url, session)
-        self.secret_id, self.secret_key, self.region = secret_id, secret_key, region
+        self.secret_id, self.secret_key, self.region, self.version = secret_id, secret_key, region, version
 
     def _signed(self, action: str, body: bytes, now: int) -> dict[str, str]:
         host = urlparse(self.base).netloc
@@ -199,7 +199,7 @@ class Hunyuan3D(_JsonApi):
         return {"Authorization": f"TC3-HMAC-SHA256 Credential={self.secret_id}/{scope}, "
                                  f"SignedHeaders=content-type;host, Signature={signature}",
                 "Content-Type": content_type, "Host": host, "X-TC-Action": action,
-                "X-TC-Timestamp": str(now), "X-TC-Version": self.VERSION, "X-TC-Region": self.region,
+                "X-TC-Timestamp": str(now), "X-TC-Version": self.version, "X-TC-Region": self.region,
                 "User-Agent": USER_AGENT}
 
     def _action(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
