@@ -52,7 +52,8 @@ def build_parser(prog: str = "blender -b -c mcp_worker") -> argparse.ArgumentPar
                    help="save a checkpoint of the open file before each script runs (restore_checkpoint "
                         "takes a bad script back)")
     p.add_argument("--integrations", default="polyhaven",
-                   help="comma-separated integrations to enable: polyhaven,rodin,sketchfab")
+                   help="comma-separated integrations to enable: polyhaven,rodin,sketchfab,hunyuan3d,tripo,"
+                        "meshy,polypizza,ambientcg")
     p.add_argument("--blend", default=None, help="a .blend file to open first")
     p.add_argument("--max-render-size", type=_positive, default=DEFAULT_MAX_RENDER_SIZE, metavar="PIXELS",
                    help="refuse renders whose resolution asks for a longer side than this (default: %(default)s; "

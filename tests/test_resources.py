@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from blender_mcp_server.tools_dispatch import MULTI_SERVICE
 from fastmcp import Client
 from mcp import McpError, types
 
@@ -90,7 +91,8 @@ async def test_listings_prompts_and_tool_annotations(server):
         for spec in COMMANDS:
             hints = tools[spec.tool_name].annotations
             assert hints is not None and hints.title, spec.name
-            assert hints.readOnlyHint is not None and hints.openWorldHint == (spec.integration is not None)
+            assert hints.readOnlyHint is not None
+            assert hints.openWorldHint == (spec.integration is not None or spec.name in MULTI_SERVICE)
         assert tools["blender_get_scene_info"].annotations.readOnlyHint
         assert tools["blender_execute_code"].annotations.destructiveHint
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from blender_mcp_server.tools_dispatch import ADDS_ONLY, IDEMPOTENT_CHANGES, OVERWRITES_FILES, annotations_for
+from blender_mcp_server.tools_dispatch import (
+    ADDS_ONLY,
+    IDEMPOTENT_CHANGES,
+    MULTI_SERVICE,
+    OVERWRITES_FILES,
+    annotations_for,
+)
 
 from blender_mcp_addon.protocol.catalog import CATALOG, COMMANDS
 
@@ -18,8 +24,8 @@ def test_every_catalog_command_gets_sensible_hints():
             assert not hints.destructiveHint and hints.idempotentHint, spec.name
         if spec.timeout_class == "status" or spec.name.startswith(("get_", "list_", "search_")):
             assert hints.readOnlyHint, spec.name  # probes and reads run without approval
-        assert hints.openWorldHint == (spec.integration is not None), spec.name
-    for name in OVERWRITES_FILES | ADDS_ONLY | IDEMPOTENT_CHANGES:
+        assert hints.openWorldHint == (spec.integration is not None or spec.name in MULTI_SERVICE), spec.name
+    for name in OVERWRITES_FILES | ADDS_ONLY | IDEMPOTENT_CHANGES | MULTI_SERVICE:
         assert name in CATALOG, f"{name} is no catalog command"
 
 
@@ -36,3 +42,6 @@ def test_the_hints_that_matter_most():
     assert hint["get_polyhaven_status"].readOnlyHint and not hint["get_polyhaven_status"].openWorldHint
     assert hint["render_image"].readOnlyHint and hint["get_scene_info"].readOnlyHint
     assert hint["get_polyhaven_categories"].title == "Get Poly Haven categories"
+    assert not hint["generate_3d"].readOnlyHint and hint["generate_3d"].openWorldHint
+    assert hint["generate_3d"].title == "Generate 3D"
+    assert hint["generation_status"].readOnlyHint and hint["generation_status"].openWorldHint

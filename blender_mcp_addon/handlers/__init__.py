@@ -67,8 +67,10 @@ def load_all() -> dict[str, Command]:
     """Import the handler modules (they need bpy) so their commands register."""
     from . import (  # noqa: F401
         api,
+        assets,
         code,
         files,
+        generators,
         history,
         inspection,
         look,

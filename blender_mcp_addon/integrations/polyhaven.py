@@ -31,6 +31,12 @@ class PolyHaven:
             params["categories"] = categories
         return get_json(self.http, f"{self.base}/assets", params=params)
 
+    def info(self, asset_id: str) -> dict[str, Any]:
+        answer = get_json(self.http, f"{self.base}/info/{safe_name(asset_id)}")
+        if not isinstance(answer, dict):
+            raise ServiceError(f"Poly Haven has no asset {asset_id!r}")
+        return answer
+
     def files(self, asset_id: str) -> dict[str, Any]:
         return get_json(self.http, f"{self.base}/files/{safe_name(asset_id)}")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from .http import ServiceError, download, get_json
-from .safety import safe_join, safe_name
+from .libraries import extract_zip
+from .safety import safe_name
 
 
 class Sketchfab:
@@ -57,14 +57,7 @@ class Sketchfab:
         if not isinstance(gltf.get("url"), str):
             raise ServiceError("this model offers no glTF download (is it downloadable?)")
         archive = download(self.http, gltf["url"], folder / f"{safe_name(uid)}.zip")
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.infolist():
-                if member.is_dir():
-                    continue
-                target = safe_join(folder / "model", member.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(member) as src, open(target, "wb") as dst:
-                    dst.write(src.read())
+        extract_zip(archive, folder / "model")
         found = sorted((folder / "model").rglob("*.gltf")) + sorted((folder / "model").rglob("*.glb"))
         if not found:
             raise ServiceError("the archive holds no .gltf or .glb file")

@@ -223,4 +223,57 @@ COMMANDS += (
                 (P("uid", "string"), P("target_size", "number", None, minimum=0.0001)), integration="sketchfab", changes_scene=True),
 )
 
+_PROVIDERS = ("rodin", "hunyuan3d", "tripo", "meshy")
+_HANDLE = P("handle", "string", description="the job handle from generate_3d (provider:task id); it stays valid "
+            "across calls, sessions and restarts for as long as the provider keeps the task")
+
+COMMANDS += (
+    # -- 3D generation, any provider -----------------------------------------------------------------
+    # integration=None: the provider is a param, so each handler checks that provider's own toggle.
+    CommandSpec("generate_3d", "exec",
+                "Start generating a 3D model from a text prompt or image files with Hyper3D Rodin, Hunyuan3D, "
+                "Tripo or Meshy; returns a job handle. wait_seconds polls (with progress) before returning.",
+                (P("provider", "string", enum=_PROVIDERS),
+                 P("prompt", "string", None, "what to generate"),
+                 P("image_paths", "array", None, "reference image files on the Blender machine (one for "
+                   "Hunyuan3D, Tripo and Meshy)"),
+                 P("wait_seconds", "number", 0, "poll this long before returning", minimum=0, maximum=50))),
+    CommandSpec("generation_status", "read",
+                "The state of a generation (queued, running, done, failed) and its progress, from its handle.",
+                (_HANDLE, P("wait_seconds", "number", 0, "poll until done or this long", minimum=0, maximum=25))),
+    CommandSpec("import_generated_model", "download",
+                "Download a finished generation (once; later imports reuse the file) and import it, its top "
+                "object renamed to name and optionally scaled to target_size metres.",
+                (_HANDLE, P("name", "string", description="the new object's name"),
+                 P("target_size", "number", None, minimum=0.0001)), changes_scene=True),
+)
+
+_SOURCES = ("polyhaven", "sketchfab", "polypizza", "ambientcg")
+
+COMMANDS += (
+    # -- asset libraries, any source -----------------------------------------------------------------
+    # integration=None: the source is a param, so each handler checks that source's own toggle.
+    CommandSpec("search_assets", "read",
+                "Search Poly Haven, Sketchfab, Poly Pizza or ambientCG in one shape (id, name, type, author, "
+                "license, tags); each hit's thumbnail comes back as an image, numbered by its thumbnail field.",
+                (P("source", "string", enum=_SOURCES),
+                 P("query", "string", "", "words to match (empty: the most popular)"),
+                 P("type", "string", "all", enum=("all", *_ASSET_TYPES)),
+                 P("limit", "integer", 6, "hits (and thumbnails) per page", minimum=1, maximum=12),
+                 P("offset", "integer", 0, minimum=0),
+                 P("thumbnails", "boolean", True, "fetch the thumbnails as images")),
+                returns_image=True),
+    CommandSpec("import_asset", "download",
+                "Download an asset from search_assets into the scene: an HDRI becomes the world, a texture set "
+                "a material, a model is imported (optionally scaled to target_size metres). Downloads are "
+                "cached by asset and resolution, resumed when cut off, and checked against the library's "
+                "checksum or size when it gives one.",
+                (P("source", "string", enum=_SOURCES), P("id", "string", description="the asset's id"),
+                 P("type", "string", None, "Poly Haven: hdris, textures or models (default: looked up)",
+                   enum=_ASSET_TYPES),
+                 P("resolution", "string", "1k", "1k, 2k, 4k ... (Poly Haven, ambientCG)"),
+                 P("file_format", "string", None, "e.g. hdr/exr, jpg/png, gltf/fbx"),
+                 P("target_size", "number", None, minimum=0.0001)), changes_scene=True),
+)
+
 CATALOG: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}

@@ -30,7 +30,9 @@ from ..session import note_scene_changed
 log = logging.getLogger(__name__)
 POLICIES = ("allow", "safe", "ask", "deny")
 MAX_RESULT_BYTES = 900 * 1024  # under the server's 1 MiB payload cap, with room for the envelope
-INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab"}
+INTEGRATION_NAMES = {"polyhaven": "Poly Haven", "rodin": "Hyper3D Rodin", "sketchfab": "Sketchfab",
+                     "hunyuan3d": "Hunyuan3D", "tripo": "Tripo", "meshy": "Meshy", "polypizza": "Poly Pizza",
+                     "ambientcg": "ambientCG"}
 # `details.cancel` of the update that answers a cancel_job (the server tells the caller from it whether the
 # job really stopped): dropped or stopped; asked to stop at its next step; cannot be stopped.
 CANCEL_DONE, CANCEL_REQUESTED, CANCEL_NOT_POSSIBLE = "done", "requested", "not_possible"

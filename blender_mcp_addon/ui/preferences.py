@@ -57,6 +57,24 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
     sketchfab_enabled: BoolProperty(name="Sketchfab", default=False)
     sketchfab_api_url: StringProperty(name="Sketchfab API", default="https://api.sketchfab.com/v3")
     sketchfab_api_key: StringProperty(name="Sketchfab API key", subtype="PASSWORD")
+    hunyuan3d_enabled: BoolProperty(name="Hunyuan3D", default=False)
+    hunyuan3d_api_url: StringProperty(name="Hunyuan3D API", default="https://ai3d.tencentcloudapi.com")
+    hunyuan3d_secret_id: StringProperty(name="Tencent Cloud SecretId", subtype="PASSWORD")
+    hunyuan3d_secret_key: StringProperty(name="Tencent Cloud SecretKey", subtype="PASSWORD")
+    hunyuan3d_region: StringProperty(name="Tencent Cloud region", default="ap-guangzhou")
+    tripo_enabled: BoolProperty(name="Tripo", default=False)
+    tripo_api_url: StringProperty(name="Tripo API", default="https://api.tripo3d.ai/v2/openapi")
+    tripo_api_key: StringProperty(name="Tripo API key", subtype="PASSWORD")
+    meshy_enabled: BoolProperty(name="Meshy", default=False)
+    meshy_api_url: StringProperty(name="Meshy API", default="https://api.meshy.ai")
+    meshy_api_key: StringProperty(name="Meshy API key", subtype="PASSWORD")
+    polypizza_enabled: BoolProperty(name="Poly Pizza", default=False)
+    polypizza_api_url: StringProperty(name="Poly Pizza API", default="https://api.poly.pizza/v1.1")
+    polypizza_api_key: StringProperty(name="Poly Pizza API key", subtype="PASSWORD")
+    ambientcg_enabled: BoolProperty(name="ambientCG", default=True)
+    ambientcg_api_url: StringProperty(name="ambientCG API", default="https://ambientcg.com/api/v2")
+    max_download_mb: IntProperty(name="Max download size (MB)", default=2048, min=1,
+                                 description="Refuse any single downloaded file larger than this")
 
     def draw(self, context):
         layout = self.layout
@@ -86,6 +104,11 @@ class BlenderMCPPreferences(bpy.types.AddonPreferences):
         col.prop(self, "sketchfab_enabled")
         col.prop(self, "sketchfab_api_url")
         col.prop(self, "sketchfab_api_key")
+        for name in ("hunyuan3d_enabled", "hunyuan3d_api_url", "hunyuan3d_secret_id", "hunyuan3d_secret_key",
+                     "hunyuan3d_region", "tripo_enabled", "tripo_api_url", "tripo_api_key", "meshy_enabled",
+                     "meshy_api_url", "meshy_api_key", "polypizza_enabled", "polypizza_api_url", "polypizza_api_key",
+                     "ambientcg_enabled", "ambientcg_api_url", "max_download_mb"):
+            col.prop(self, name)
 
 
 def get_prefs() -> BlenderMCPPreferences | None:

@@ -26,11 +26,14 @@ MAX_IMAGE_BYTES = 4 * 1024 * 1024
 # What the catalog's flags do not say. Files written at a caller-given path, overwriting what is there:
 OVERWRITES_FILES = frozenset({"save_blend", "export_scene"})
 # Changes that only add (an imported object, a checkpoint file beside the .blend) and replace nothing:
-ADDS_ONLY = frozenset({"import_generated_asset", "download_sketchfab_model", "checkpoint"})
+ADDS_ONLY = frozenset({"import_generated_asset", "download_sketchfab_model", "checkpoint", "import_generated_model"})
 # Scene changes that leave the same scene when repeated with the same arguments:
 IDEMPOTENT_CHANGES = frozenset({"set_texture", "restore_checkpoint"})
+# Commands that take the service as a param (so the catalog names no single integration) but still talk to one:
+MULTI_SERVICE = frozenset({"generate_3d", "generation_status", "import_generated_model", "search_assets",
+                           "import_asset"})
 _TITLE_WORDS = {"polyhaven": "Poly Haven", "hyper3d": "Hyper3D", "sketchfab": "Sketchfab", "rodin": "Rodin",
-                "blend": ".blend", "api": "API"}
+                "blend": ".blend", "api": "API", "3d": "3D"}
 
 
 def annotations_for(spec: CommandSpec) -> ToolAnnotations:
@@ -40,7 +43,8 @@ def annotations_for(spec: CommandSpec) -> ToolAnnotations:
     `changes_scene`, one that writes files, and an integration's `exec` command (it starts a paid remote
     generation) are not. Destructive means it can replace or discard what is there (code execution,
     overwriting a file, a new world or material, undo); open world means it talks to an outside service."""
-    starts_remote_job = spec.integration is not None and spec.timeout_class == "exec"
+    remote = spec.integration is not None or spec.name in MULTI_SERVICE
+    starts_remote_job = remote and spec.timeout_class == "exec"
     writes = spec.name in OVERWRITES_FILES or spec.name in ADDS_ONLY
     read_only = not (spec.changes_scene or writes or starts_remote_job)
     destructive = (spec.changes_scene or spec.name in OVERWRITES_FILES) and spec.name not in ADDS_ONLY
@@ -48,7 +52,7 @@ def annotations_for(spec: CommandSpec) -> ToolAnnotations:
     words = [_TITLE_WORDS.get(w, w) for w in spec.name.split("_")]
     return ToolAnnotations(title=" ".join([words[0].capitalize(), *words[1:]]), readOnlyHint=read_only,
                            destructiveHint=destructive, idempotentHint=idempotent,
-                           openWorldHint=spec.integration is not None)
+                           openWorldHint=remote)
 
 
 class DispatchTool(Tool):
@@ -108,21 +112,29 @@ def _json(answer: dict[str, Any]) -> ToolResult:
 
 
 def _image_result(answer: dict[str, Any]) -> ToolResult:
-    """Renders come back as MCP image content beside the JSON, whose result keeps only the metadata."""
+    """Renders come back as MCP image content beside the JSON, whose result keeps only the metadata.
+
+    A result with `images` (a list of {image_base64, mime_type}: search thumbnails) becomes that many image
+    contents, in order, under the same 4 MiB cap in total; otherwise `image_base64` is the one image."""
     raw = answer.get("result")
     if answer.get("status") != "completed" or not isinstance(raw, str):
         return _json(answer)
     try:
         info = json.loads(raw)
-        data = base64.b64decode(info.pop("image_base64"), validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        if isinstance(info.get("images"), list):
+            images = [(base64.b64decode(i["image_base64"], validate=True), str(i.get("mime_type", "image/png")))
+                      for i in info.pop("images")]
+        else:
+            images = [(base64.b64decode(info.pop("image_base64"), validate=True),
+                       str(info.get("mime_type", "image/png")))]
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         return _json({**answer, "status": "error", "result": None, "error": "Blender returned no valid image"})
-    if len(data) > MAX_IMAGE_BYTES:
+    if sum(len(data) for data, _ in images) > MAX_IMAGE_BYTES:
         return _json({**answer, "status": "error", "result": None, "error": "image over the 4 MiB cap"})
     meta = {**answer, "result": json.dumps(info)}
     return ToolResult(content=[TextContent(type="text", text=json.dumps(meta)),
-                               ImageContent(type="image", data=base64.b64encode(data).decode(),
-                                            mimeType=info.get("mime_type", "image/png"))],
+                               *(ImageContent(type="image", data=base64.b64encode(data).decode(), mimeType=mime)
+                                 for data, mime in images)],
                       structured_content=meta)
 
 

@@ -21,6 +21,22 @@ class FakeHandler(BaseHTTPRequestHandler):
     def _json(self, obj, status: int = 200) -> None:
         self._send(status, json.dumps(obj).encode())
 
+    def _send_file(self, data: bytes, kind: str = "application/octet-stream") -> None:
+        """A file download as CDNs serve it: `Range: bytes=N-` gets a 206 with the rest."""
+        asked = self.headers.get("Range", "")
+        if asked.startswith("bytes=") and asked.endswith("-") and asked[6:-1].isdigit():
+            start = int(asked[6:-1])
+            if start >= len(data):
+                return self._send(416, b"")
+            self.send_response(206)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(data) - start))
+            self.end_headers()
+            self.wfile.write(data[start:])
+            return None
+        return self._send(200, data, kind)
+
 
 class FakeService:
     """Subclasses define `handler()` returning a FakeHandler subclass that can reach `self`."""

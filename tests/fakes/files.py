@@ -39,12 +39,12 @@ def gltf_triangle(bin_name: str) -> tuple[bytes, bytes]:
     return json.dumps(doc).encode(), positions
 
 
-def glb_triangle() -> bytes:
+def glb_triangle(node_name: str = "RodinModel") -> bytes:
     """The same triangle as a binary glTF (GLB) with its buffer embedded."""
     doc, positions = gltf_triangle("unused.bin")
     meta = json.loads(doc)
     meta["buffers"] = [{"byteLength": len(positions)}]
-    meta["nodes"][0]["name"] = "RodinModel"
+    meta["nodes"][0]["name"] = node_name
     body = json.dumps(meta).encode()
     body += b" " * (-len(body) % 4)
     blob = positions + b"\x00" * (-len(positions) % 4)

@@ -84,8 +84,13 @@ class FakePolyHaven(FakeService):
                 if parts == ["assets"]:
                     code = {"hdris": 0, "textures": 1, "models": 2}.get(query.get("type", ""))
                     wanted = set(filter(None, query.get("categories", "").split(",")))
-                    return self._json({k: a for k, a in ASSETS.items() if (code is None or a["type"] == code)
+                    return self._json({k: {**a, "thumbnail_url": f"{fake.url}/thumbs/{k}.png"}
+                                       for k, a in ASSETS.items() if (code is None or a["type"] == code)
                                        and wanted <= set(a["categories"])})
+                if len(parts) == 2 and parts[0] == "thumbs":
+                    return self._send(200, files.png(16, 16), "image/png")
+                if len(parts) == 2 and parts[0] == "info" and parts[1] in ASSETS:
+                    return self._json({**ASSETS[parts[1]], "thumbnail_url": f"{fake.url}/thumbs/{parts[1]}.png"})
                 if len(parts) == 2 and parts[0] == "files" and parts[1] in fake.files:
                     return self._json(fake.files[parts[1]])
                 if len(parts) == 2 and parts[0] == "dl" and parts[1] in fake.blobs:

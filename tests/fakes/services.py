@@ -72,7 +72,11 @@ class FakeServices(FakeService):
                 if rest == ["search"]:
                     hits = [{"uid": MODEL_UID, "name": f"Wooden {query.get('q', '')}", "isDownloadable": True,
                              "user": {"username": "maker"}, "license": {"label": "CC Attribution"},
-                             "faceCount": 1, "viewerUrl": f"https://sketchfab.example/{MODEL_UID}"}]
+                             "faceCount": 1, "viewerUrl": f"https://sketchfab.example/{MODEL_UID}",
+                             "thumbnails": {"images": [
+                                 {"url": f"{fake.url}/dl/missing-big.png", "width": 1024, "height": 768},
+                                 {"url": f"{fake.url}/dl/thumb.png", "width": 256, "height": 192},
+                                 {"url": f"{fake.url}/dl/missing-tiny.png", "width": 64, "height": 48}]}}]
                     return self._json({"results": hits, "next": None})
                 if len(rest) == 2 and rest[0] == "models":
                     return self._json({"uid": rest[1], "thumbnails": {"images": [
