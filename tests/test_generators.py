@@ -145,6 +145,8 @@ async def test_rodin_through_generate_3d_and_the_old_tools_side_by_side(server, 
         assert lamp["object"] == "Lamp"
         old = await completed(client, "blender_import_generated_asset", {"task_uuid": "task-0001", "name": "Lamp2"})
         assert "Lamp2" in old["imported_objects"]
+        paired = await completed(client, "blender_import_generated_asset", {"task_uuid": job["handle"], "name": "Lamp3"})
+        assert paired["object"] == "Lamp3"  # generation_status / import_generated_asset: the pair takes a handle
 
 
 async def test_clear_errors(server, worker):

@@ -57,8 +57,15 @@ def poll_rodin_job_status(subscription_key: str):
     return (yield Background(from_service(lambda: _api().status(subscription_key))))
 
 
-@command("import_generated_asset", integration="rodin")
+@command("import_generated_asset")
 def import_generated_asset(task_uuid: str, name: str):
+    if ":" in task_uuid:  # a generate_3d handle ("tripo:<id>"), which names its provider and checks it is on
+        from .generators import import_generated_model
+
+        return (yield from import_generated_model(task_uuid, name))
+    if not integration_on("rodin"):
+        raise CommandError("Hyper3D Rodin is disabled in the add-on preferences; enable it there to use "
+                           "import_generated_asset")
     folder = download_folder("rodin", task_uuid)
     yield Progress(0.1, "downloading the generated model")
     path = yield Background(from_service(lambda: _api().download_result(task_uuid, folder)))

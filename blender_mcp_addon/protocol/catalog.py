@@ -207,9 +207,11 @@ COMMANDS += (
                  P("bbox_condition", "numbers", None)), integration="rodin"),
     CommandSpec("poll_rodin_job_status", "status", "The state of a Rodin generation; done when every job is Done.",
                 (P("subscription_key", "string"),), integration="rodin"),
-    CommandSpec("import_generated_asset", "download", "Download a finished Rodin model and import it under a name.",
-                (P("task_uuid", "string"), P("name", "string", description="the new object's name")),
-                integration="rodin", changes_scene=True),
+    CommandSpec("import_generated_asset", "download",
+                "Download a finished generated model and import it under a name: a Rodin task_uuid, or a "
+                "generate_3d handle (any provider; the pair of generation_status).",
+                (P("task_uuid", "string", description="a Rodin task uuid, or a generate_3d handle"),
+                 P("name", "string", description="the new object's name")), changes_scene=True),
     # -- Sketchfab -----------------------------------------------------------------------------------
     CommandSpec("get_sketchfab_status", "status", "Whether Sketchfab is enabled, and whose API key it uses."),
     CommandSpec("search_sketchfab_models", "read", "Search Sketchfab models.",

@@ -31,7 +31,7 @@ ADDS_ONLY = frozenset({"import_generated_asset", "download_sketchfab_model", "ch
 IDEMPOTENT_CHANGES = frozenset({"set_texture", "restore_checkpoint"})
 # Commands that take the service as a param (so the catalog names no single integration) but still talk to one:
 MULTI_SERVICE = frozenset({"generate_3d", "generation_status", "import_generated_model", "search_assets",
-                           "import_asset"})
+                           "import_asset", "import_generated_asset"})
 _TITLE_WORDS = {"polyhaven": "Poly Haven", "hyper3d": "Hyper3D", "sketchfab": "Sketchfab", "rodin": "Rodin",
                 "blend": ".blend", "api": "API", "3d": "3D"}
 
