@@ -45,15 +45,17 @@ def install_into_binary(env: dict[str, str], zip_path: str) -> None:
 
 class Worker:
     def __init__(self, server_url: str, user_dir: Path, uuid: str, *args: str, password: str = "demo",
-                 username: str = "demo", blend: Path | None = None, zip_path: str | None = None):
+                 username: str = "demo", blend: Path | None = None, zip_path: str | None = None,
+                 env: dict[str, str] | None = None):
         """`blend`: a .blend file Blender opens first (`blender -b FILE -c mcp_worker`; `--blend` on bpy).
-        `zip_path`: the extension to install (default: the newest built one)."""
+        `zip_path`: the extension to install (default: the newest built one). `env`: more environment for
+        Blender (service URLs and keys, bounds)."""
         zip_path = zip_path or extension_zip()
         self.user_dir = user_dir
         self.uuid = uuid
         self.log_path = user_dir / f"worker-{uuid}.log"
         user_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "BLENDER_MCP_PASSWORD": password, "BLENDER_USER_RESOURCES": str(user_dir)}
+        env = {**os.environ, **(env or {}), "BLENDER_MCP_PASSWORD": password, "BLENDER_USER_RESOURCES": str(user_dir)}
         common = ["--server", server_url, "--username", username, "--uuid", uuid, *args]
         if BLENDER:
             install_into_binary(env, zip_path)
@@ -68,6 +70,14 @@ class Worker:
                    "--user-dir", str(user_dir), *common, *(["--blend", str(blend)] if blend else [])]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept for the process's life
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+    async def online(self, server_url: str, username: str = "demo", password: str = "demo",
+                     timeout: float = 90) -> None:
+        """Wait until the bus lists this worker online (its registration and event stream race)."""
+        from tests.helpers import bus_client, wait_online
+
+        async with bus_client(server_url, username=username, password=password, uuid=f"{self.uuid}-watch") as watch:
+            await wait_online(watch, self.uuid, timeout=timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.blender_worker import Worker
@@ -20,12 +18,8 @@ def output(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def worker(server, output, tmp_path_factory):
-    os.environ["BLENDER_MCP_MAX_CHECKPOINTS"] = "3"
-    try:
-        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(output),
-                   username="bob", password="bob-pw")
-    finally:
-        del os.environ["BLENDER_MCP_MAX_CHECKPOINTS"]
+    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(output),
+               username="bob", password="bob-pw", env={"BLENDER_MCP_MAX_CHECKPOINTS": "3"})
     yield w
     w.stop()
 

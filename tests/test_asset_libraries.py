@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -45,13 +44,8 @@ def worker(server, fakes, tmp_path_factory):
            "BLENDER_MCP_AMBIENTCG_API_URL": f"{libs.url}/ambientcg",
            "BLENDER_MCP_POLYHAVEN_API_URL": polyhaven.url,
            "BLENDER_MCP_SKETCHFAB_API_URL": f"{services.url}/sketchfab", "BLENDER_MCP_SKETCHFAB_API_KEY": API_KEY}
-    os.environ.update(env)
-    try:
-        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET,
-                   "--integrations", "polyhaven,sketchfab,polypizza,ambientcg")
-    finally:
-        for key in env:
-            del os.environ[key]
+    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET,
+                   "--integrations", "polyhaven,sketchfab,polypizza,ambientcg", env=env)
     yield w
     w.stop()
 

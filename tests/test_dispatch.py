@@ -6,7 +6,6 @@ import ast
 import asyncio
 import base64
 import json
-import os
 import signal
 import struct
 import subprocess
@@ -44,11 +43,8 @@ def outputs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def worker(server, polyhaven, outputs, tmp_path_factory):
-    os.environ["BLENDER_MCP_POLYHAVEN_API_URL"] = polyhaven.url
-    try:
-        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(outputs))
-    finally:
-        del os.environ["BLENDER_MCP_POLYHAVEN_API_URL"]
+    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET, "--output-dir", str(outputs),
+               env={"BLENDER_MCP_POLYHAVEN_API_URL": polyhaven.url})
     yield w
     w.stop()
 

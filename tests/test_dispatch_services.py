@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import struct
 from pathlib import Path
 
@@ -30,13 +29,8 @@ def services():
 def worker(server, services, tmp_path_factory):
     env = {"BLENDER_MCP_RODIN_API_URL": f"{services.url}/rodin", "BLENDER_MCP_RODIN_API_KEY": API_KEY,
            "BLENDER_MCP_SKETCHFAB_API_URL": f"{services.url}/sketchfab", "BLENDER_MCP_SKETCHFAB_API_KEY": API_KEY}
-    os.environ.update(env)
-    try:
-        w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET,
-                   "--integrations", "polyhaven,rodin,sketchfab")
-    finally:
-        for key in env:
-            del os.environ[key]
+    w = Worker(server.url, tmp_path_factory.mktemp("blender-user"), TARGET,
+                   "--integrations", "polyhaven,rodin,sketchfab", env=env)
     yield w
     w.stop()
 

@@ -3,7 +3,6 @@ Blender, against local fakes of Tripo, Meshy, Hunyuan3D and Hyper3D Rodin."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -48,12 +47,7 @@ def worker(server, generators, rodin, user_folder):
            "BLENDER_MCP_HUNYUAN3D_SECRET_ID": SECRET_ID, "BLENDER_MCP_HUNYUAN3D_SECRET_KEY": SECRET_KEY,
            "BLENDER_MCP_RODIN_API_URL": f"{rodin.url}/rodin", "BLENDER_MCP_RODIN_API_KEY": API_KEY,
            "BLENDER_MCP_GENERATION_POLL_SECONDS": "0.1"}
-    os.environ.update(env)
-    try:
-        w = Worker(server.url, user_folder, TARGET, "--integrations", "rodin,tripo,hunyuan3d,meshy")
-    finally:
-        for key in env:
-            del os.environ[key]
+    w = Worker(server.url, user_folder, TARGET, "--integrations", "rodin,tripo,hunyuan3d,meshy", env=env)
     yield w
     w.stop()
 
