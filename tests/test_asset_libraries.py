@@ -62,7 +62,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 async def search(client, args: dict) -> tuple[dict, list[bytes]]:
     raw = await client.call_tool("blender_search_assets", args)
     answer = read_answer(raw)
-    assert answer["status"] == "completed", answer
+    assert answer["status"] == "completed", answer["error"]
     images = [base64.b64decode(c.data) for c in raw.content[1:] if c.type == "image"]
     return json.loads(answer["result"]), images
 
