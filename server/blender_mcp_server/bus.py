@@ -282,13 +282,10 @@ class Bus:
                 return size, bus_error(ErrorCode.INVALID_ARGUMENTS, f"params of {parsed.command}: {exc}", command=parsed.command)
         return size, None
 
-    def check_size(self, payload: Any) -> dict[str, Any] | None:
-        """Only the size cap: for payloads the server just dumped from a validated model (a job update,
-        a dispatch), which parsing again would only repeat on every job."""
-        return self.measure(payload)[1]
-
     def measure(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
-        """(the payload's JSON size in bytes, the error if it is too deep or too large)."""
+        """(the payload's JSON size in bytes, the error if it is too deep or too large): for payloads the server
+        just dumped from a validated model (a job update, a dispatch), which parsing again would only repeat
+        on every job. The size rides on to `deliver`, so the payload is encoded once."""
         if not isinstance(payload, dict):
             return 0, bus_error(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object")
         if _depth_over(payload, self.settings.max_payload_depth):
@@ -417,7 +414,8 @@ class Bus:
             return bus_error(ErrorCode.INVALID_ARGUMENTS, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                         for e in exc.errors()))
         payload = update.model_dump(exclude_none=True)
-        if bad := self.check_size(payload):
+        size, bad = self.measure(payload)
+        if bad:
             return bad
         self.registry.touch_session(caller.session_id)
         job = self.jobs.get(caller.user_id, job_id)
@@ -431,7 +429,7 @@ class Bus:
             routing = Routing(type="broadcast")
             recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
             return self.deliver(caller.user_id, recipients, routing, payload, JOB_UPDATE_PRIORITY,
-                                from_uuid=from_uuid, job_id=job_id)
+                                from_uuid=from_uuid, job_id=job_id, size=size)
         if not job.originator_uuid:
             return {"status": "dropped", "message": "the job's caller is no longer waiting for it"}
         routing = Routing(type="direct", target_uuid=job.originator_uuid)
@@ -452,7 +450,7 @@ class Bus:
                                         f"{self.settings.parked_max_bytes} bytes); this one is dropped",
                          limit_records=self.settings.parked_max_records, limit_bytes=self.settings.parked_max_bytes)
         return self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY, from_uuid=from_uuid,
-                            job_id=job_id)
+                            job_id=job_id, size=size)
 
     def cancel(self, caller: Caller, job_id: str, entry: ClientEntry | None = None,
                reason: str = "cancelled by the caller") -> dict[str, Any]:

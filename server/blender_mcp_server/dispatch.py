@@ -62,13 +62,15 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
         return dispatch_answer("rate_limited", command, entry.uuid, error=bad["message"])
     job_id = new_id("j")
     payload = CommandDispatch(job_id=job_id, command=command, params=params).model_dump()
-    if bad := bus.check_size(payload):
+    size, bad = bus.measure(payload)
+    if bad:
         return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
     bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
     updates = bus.jobs.wait_for(caller.user_id, job_id)
     try:
         sent = bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
-                           DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id)
+                           DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id,
+                           size=size)
         if sent["status"] == "error":
             return dispatch_answer("error", command, entry.uuid, job_id, error=sent["message"])
         return await _wait(bus, caller, entry, command, job_id, updates, timeout, progress)
