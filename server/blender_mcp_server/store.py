@@ -325,20 +325,6 @@ class Store:
         self._run("UPDATE jobs SET status=?, updated=? WHERE user_id=? AND job_id=?",
                   (status, time.time(), user_id, job_id))
 
-    def jobs_in(self, statuses: tuple[str, ...], user_id: str | None = None) -> list[JobRow]:
-        marks = ",".join("?" * len(statuses))
-        sql = f"SELECT * FROM jobs WHERE status IN ({marks})"
-        args: tuple[Any, ...] = statuses
-        if user_id is not None:
-            sql += " AND user_id=?"
-            args = (*statuses, user_id)
-        with self._cursor() as cur:
-            return [JobRow(*r) for r in cur.execute(sql, args).fetchall()]
-
-    def job_count(self) -> int:
-        row = self._one("SELECT COUNT(*) FROM jobs", ())
-        return int(row[0]) if row else 0
-
     # -- persistent clients and the records queued for them while offline ---------------------------
     def put_persistent(self, client: PersistentClient) -> None:
         self._run("INSERT OR REPLACE INTO persistent_clients VALUES (?, ?, ?, ?, ?, ?, ?)",
