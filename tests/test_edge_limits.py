@@ -97,7 +97,7 @@ def test_one_user_cannot_hold_more_than_max_sessions_per_user(tmp_path):
 
 async def test_the_sdk_session_table_the_per_user_bound_reads():
     """The shim reads the SDK's private table of open sessions; this fails if the pinned SDK changes it."""
-    from blender_mcp_server.sdk_shims import sdk_open_session_ids
+    from blender_mcp_server.transport.sdk_shims import sdk_open_session_ids
     from mcp.server.lowlevel.server import Server
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -269,7 +269,7 @@ def test_json_nested_too_deep_to_parse_gets_a_structured_error(server):
 
 
 def test_json_depth_is_measured_on_brackets_outside_strings():
-    from blender_mcp_server.json_depth import json_depth_over
+    from blender_mcp_server.transport.json_depth import json_depth_over
 
     assert not json_depth_over(_nested(200).encode(), 200)
     assert json_depth_over(_nested(201).encode(), 200)

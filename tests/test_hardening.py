@@ -123,8 +123,8 @@ async def test_a_session_that_goes_quiet_is_pinged_once(server):
 def test_heap_freezer_freezes_new_sessions_and_reclaims_after_many_leave():
     import gc
 
+    from blender_mcp_server.bus.directory import Registry
     from blender_mcp_server.gc_policy import HeapFreezer
-    from blender_mcp_server.registry import Registry
 
     registry = Registry(max_clients_per_user=10, outbox_max=10, send_timeout=1)
     freezer = HeapFreezer(registry, new_streams=3, closed_streams=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from blender_mcp_server.tools_dispatch import MAX_IMAGE_BYTES, _image_result
+from blender_mcp_server.tools.dispatch_tools import MAX_IMAGE_BYTES, _image_result
 
 from tests.fakes.files import png
 

@@ -66,3 +66,20 @@ def test_comments_cite_only_documents_in_the_repository():
     for path in [*ROOT.glob("blender_mcp_addon/**/*.py"), *ROOT.glob("server/**/*.py"), ROOT / "pyproject.toml"]:
         for name in re.findall(r"\b([A-Za-z_./-]+\.md)\b", path.read_text()):
             assert (ROOT / name).exists() or (ROOT / "docs" / Path(name).name).exists(), f"{path}: {name}"
+
+
+# The server's folders are its layers (docs/architecture.md): each may import only those below it, so the
+# data path reads from storage and delivery up to the tools, and a second transport or store slots in beside.
+_SERVER_LAYERS = {
+    "storage": set(), "delivery": set(), "config": set(),
+    "transport": {"delivery"},
+    "bus": {"config", "delivery", "storage", "transport"},
+    "auth": {"storage"},
+    "tools": {"bus", "transport"},
+}
+
+
+def test_the_servers_folders_import_only_the_layers_below_them():
+    edges = _graph(ROOT / "server" / "blender_mcp_server")
+    for layer, allowed in _SERVER_LAYERS.items():
+        assert edges.get(layer, set()) <= allowed, f"{layer} imports {sorted(edges[layer] - allowed)}"

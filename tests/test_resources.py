@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from blender_mcp_server.tools_dispatch import MULTI_SERVICE
+from blender_mcp_server.tools.dispatch_tools import MULTI_SERVICE
 from fastmcp import Client
 from mcp import McpError, types
 

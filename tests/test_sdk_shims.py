@@ -8,14 +8,14 @@ import inspect
 import logging
 
 import pytest
-from blender_mcp_server.sdk_shims import (
+from blender_mcp_server.delivery.encoding import SharedRecord
+from blender_mcp_server.transport.sdk_shims import (
     SDK_REQUEST_LOGGER,
     session_log_level,
     session_manager,
     set_completion_handler,
     set_session_idle_timeout,
 )
-from blender_mcp_server.sse_writer import SharedRecord
 from fastmcp import Client, Context, FastMCP
 from mcp import types
 from mcp.server import lowlevel

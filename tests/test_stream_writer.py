@@ -1,12 +1,12 @@
-"""Bus records are written straight onto the client's GET stream (sse_writer.py): the wire stays MCP."""
+"""Bus records are written straight onto the client's GET stream (transport/sse_channel.py): the wire stays MCP."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from blender_mcp_server.delivery.encoding import SharedRecord
 
-from server.blender_mcp_server.sse_writer import SharedRecord
 from tests.helpers import bus_client, login, send
 from tests.tcp_proxy import CuttableProxy
 

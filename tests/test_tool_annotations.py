@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blender_mcp_server.tools_dispatch import (
+from blender_mcp_server.tools.dispatch_tools import (
     ADDS_ONLY,
     IDEMPOTENT_CHANGES,
     MULTI_SERVICE,

@@ -1,7 +1,7 @@
 """The thin companion FastMCP server that hosts the BlenderMCP bus.
 
-Layers, each a module: config -> store -> tokens -> http_routes (auth) ->
-registry -> router -> forwarder -> jobs -> bus -> tools_bus / tools_dispatch -> app -> cli.
+Folders, lowest first: storage/ and delivery/ -> transport/ -> bus/ -> auth/ -> tools/ -> app.py -> cli.py
+(docs/architecture.md, "The data path").
 """
 
 __version__ = "0.1.0"

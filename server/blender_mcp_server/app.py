@@ -11,20 +11,31 @@ from typing import Any
 from fastmcp import FastMCP
 from starlette.middleware import Middleware
 
-from .bus import Bus
+from .auth.provider import BusTokenVerifier
+from .auth.routes import AuthRoutes
+from .auth.throttle import LoginThrottle
+from .auth.tokens import TokenService, load_or_create_secret
+from .bus.directory import Registry
+from .bus.jobs import Jobs
+from .bus.service import Bus
 from .config import Settings
 from .gc_policy import HeapFreezer
-from .http_routes import AuthRoutes
-from .jobs import Jobs
-from .json_depth import JsonDepthGuard
-from .quiet_ping import QuietPing
-from .registry import Registry
-from .sdk_shims import sdk_open_session_ids, session_manager, set_max_sessions, set_session_idle_timeout
-from .session_limits import SessionLimit
-from .store import Store
-from .stream_watch import StreamWatch
-from .throttle import LoginThrottle
-from .tokens import BusTokenVerifier, TokenService, load_or_create_secret
+from .health import Health
+from .storage.sqlite import Store
+from .tools.bus_tools import add_bus_tools
+from .tools.dispatch_tools import add_dispatch_tools
+from .tools.prompts import add_prompts
+from .tools.resources import add_resources
+from .transport.json_depth import JsonDepthGuard
+from .transport.quiet_ping import QuietPing
+from .transport.sdk_shims import (
+    sdk_open_session_ids,
+    session_manager,
+    set_max_sessions,
+    set_session_idle_timeout,
+)
+from .transport.session_limits import SessionLimit
+from .transport.stream_watch import StreamWatch
 
 MCP_PATH = "/mcp"
 
@@ -92,18 +103,13 @@ def build_server(settings: Settings) -> Server:
     throttle = LoginThrottle(per_address_and_user=settings.login_failures_per_address_and_user,
                              per_address=settings.login_failures_per_address,
                              per_user=settings.login_failures_per_user, max_delay=settings.login_delay_max)
-    routes = AuthRoutes(store, tokens, registry, throttle=throttle, hashes_at_once=settings.password_hashes_at_once)
+    routes = AuthRoutes(store, tokens, throttle=throttle, hashes_at_once=settings.password_hashes_at_once)
     mcp.custom_route("/auth/login", methods=["POST"])(routes.login)
     mcp.custom_route("/auth/refresh", methods=["POST"])(routes.refresh)
     mcp.custom_route("/auth/logout", methods=["POST"])(routes.logout)
     mcp.custom_route("/auth/tokens", methods=["GET", "POST"])(routes.api_tokens)
     mcp.custom_route("/auth/tokens/{jti}", methods=["DELETE"])(routes.revoke_api_token)
-    mcp.custom_route("/health", methods=["GET"])(routes.health)
-
-    from .prompts import add_prompts
-    from .resources import add_resources
-    from .tools_bus import add_bus_tools
-    from .tools_dispatch import add_dispatch_tools
+    mcp.custom_route("/health", methods=["GET"])(Health(registry).route)
 
     add_bus_tools(mcp, bus)
     add_dispatch_tools(mcp, bus)

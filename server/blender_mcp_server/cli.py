@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .sdk_shims import quiet_sdk_request_logs
-from .store import Store, StoreError
+from .storage.records import StoreError
+from .storage.sqlite import Store
+from .transport.sdk_shims import quiet_sdk_request_logs
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -34,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from blender_mcp_addon.asyncio_thread import declare_asyncio_thread
 
     from .app import build_server
-    from .read_timeouts import read_timeout_protocol
+    from .transport.read_timeouts import read_timeout_protocol
 
     settings = _settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -112,7 +113,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from .tokens import TokenService, load_or_create_secret
+    from .auth.tokens import TokenService, load_or_create_secret
 
     settings = _settings(args)
     store = _store(settings)

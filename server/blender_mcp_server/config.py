@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     messages_per_minute: int = 60_000
     # Failed logins a minute: past the first, that address may not try that user; past the second, that
     # address may not try anyone; past the third, every login for that user waits (doubling, at most
-    # login_delay_max seconds), wherever it comes from. The owner is never locked out (throttle.py).
+    # login_delay_max seconds), wherever it comes from. The owner is never locked out (auth/throttle.py).
     login_failures_per_address_and_user: int = 10
     login_failures_per_address: int = 100
     login_failures_per_user: int = 10

@@ -18,7 +18,7 @@ import gc
 import logging
 import time
 
-from .registry import Registry
+from .bus.directory import Registry
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import asyncio
 import time
 from typing import Any
 
-from .store import JobRow, Store
+from ..storage.records import JobRow
+from ..storage.sqlite import Store
 
 JobKey = tuple[str, str]  # (user_id, job_id)
 

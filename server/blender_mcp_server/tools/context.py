@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastmcp import Context
 from fastmcp.server.dependencies import get_access_token
 
-from .bus import Caller
+from ..bus.caller import Caller
 
 
 class NotAuthenticated(Exception):

@@ -17,7 +17,7 @@ from pydantic import ConfigDict
 from blender_mcp_addon.protocol.answers import dispatch_answer
 from blender_mcp_addon.protocol.catalog import COMMANDS, CommandSpec
 
-from .bus import Bus
+from ..bus.service import Bus
 from .context import caller_of
 from .dispatch import dispatch
 

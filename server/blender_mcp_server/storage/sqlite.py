@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pwdlib import PasswordHash
+from .passwords import hash_password, verify_password
+from .records import JobRow, PersistentClient, StoreError, User
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -95,56 +95,6 @@ INSERT OR IGNORE INTO jobs SELECT job_id, user_id, originator_uuid, target_uuid,
 DROP TABLE jobs_v1;
 """
 
-_hasher = PasswordHash.recommended()
-# What an unknown user's password is checked against: the same work as a real check, so the answer's timing
-# does not tell which users exist.
-_DUMMY_HASH = _hasher.hash("no user has this password")
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Check `password` (argon2, ~100 ms of CPU: callers on the event loop run it in a thread). A missing
-    hash is checked against a dummy one and fails."""
-    if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
-        return False
-    return _hasher.verify(password, password_hash)
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    username: str
-
-
-@dataclass(frozen=True)
-class JobRow:
-    job_id: str
-    user_id: str
-    originator_uuid: str | None
-    target_uuid: str | None
-    command: str | None
-    status: str
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True)
-class PersistentClient:
-    """What the directory keeps of a persistent client across restarts (its session is not kept)."""
-
-    user_id: str
-    uuid: str
-    client_type: str
-    capabilities: list[str]
-    group_id: str | None
-    label: str | None
-    offline_since: float | None
-
-
-class StoreError(Exception):
-    pass
-
-
 class Store:
     def __init__(self, path: Path):
         # Password hashes and token ids: the data folder is the owner's alone, whatever the umask made it;
@@ -210,7 +160,7 @@ class Store:
             with self._cursor() as cur:
                 cur.execute(
                     "INSERT INTO users(username, password_hash, created) VALUES (?, ?, ?)",
-                    (username, _hasher.hash(password), time.time()),
+                    (username, hash_password(password), time.time()),
                 )
                 return User(int(cur.lastrowid or 0), username)
         except sqlite3.IntegrityError:
@@ -221,7 +171,7 @@ class Store:
         epoch that access tokens carry moves on (TokenService refuses tokens of an older epoch)."""
         if not password:
             raise StoreError("password must not be empty")
-        new_hash = _hasher.hash(password)
+        new_hash = hash_password(password)
         with self._transaction() as cur:
             if not cur.execute("UPDATE users SET password_hash=?, token_epoch=token_epoch+1 WHERE username=?",
                                (new_hash, username)).rowcount:

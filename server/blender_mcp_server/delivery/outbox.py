@@ -23,10 +23,10 @@ from typing import Any
 
 import anyio
 
-from blender_mcp_addon.protocol import MESSAGE_BUS_LOGGER, Priority
+from blender_mcp_addon.protocol import Priority
 
-from .sdk_shims import session_log_level
-from .sse_writer import SharedRecord, StreamGone, StreamWriter
+from .channel import Channel, ChannelGone
+from .encoding import SharedRecord
 
 log = logging.getLogger(__name__)
 _seq = itertools.count()
@@ -65,8 +65,7 @@ class Outbox:
         self._heap: list[_Item] = []
         self.bytes = 0
         self._wake = asyncio.Event()
-        self._session: Any = None
-        self._writer: StreamWriter | None = None
+        self._channel: Channel | None = None
         self._task: asyncio.Task | None = None
 
     def __len__(self) -> int:
@@ -109,21 +108,20 @@ class Outbox:
         if item.stored_id is not None and self._on_done is not None:
             self._on_done(item.stored_id)
 
-    def attach(self, session: Any, writer: StreamWriter | None = None) -> None:
-        """Start (or resume) sending to this session: onto its GET stream's `writer` when there is one."""
-        self._session = session
-        self._writer = writer
+    def attach(self, channel: Channel) -> None:
+        """Start (or resume) sending, through `channel`."""
+        self._channel = channel
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"outbox:{self.uuid}")
         self._wake.set()
 
     def detach(self) -> None:
         """Stop sending; records stay queued for the next `attach`."""
-        self._session = self._writer = None
+        self._channel = None
         self._wake.set()
 
     async def close(self) -> None:
-        self._session = self._writer = None
+        self._channel = None
         if self._task is not None:
             self._task.cancel()
             try:
@@ -135,29 +133,26 @@ class Outbox:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if self._session is None or not self._heap:
+            channel = self._channel
+            if channel is None or not self._heap:
                 self._wake.clear()
-                if self._session is None:
+                if channel is None:
                     return  # restarted by the next attach()
                 await self._wake.wait()
                 continue
-            session, writer = self._session, self._writer
             try:
                 # One timeout for a run of sends, pushed back after each one: an anyio cancel scope per
                 # record was a tenth of the server's time in fan-out.
                 async with asyncio.timeout(self.send_timeout) as deadline:
-                    while self._heap and self._session is session and self._writer is writer:
+                    while self._heap and self._channel is channel:
                         item = heapq.heappop(self._heap)
                         self.bytes -= item.size
                         level = Priority(item.priority)
-                        if level > session_log_level(session):
+                        if not channel.wants(level):
                             self._done(item)
                             continue
                         try:
-                            if writer is not None:
-                                await writer.write(item.shared.event(level.level, MESSAGE_BUS_LOGGER, self.uuid))
-                            else:  # no HTTP stream to write on (an in-memory transport): the SDK's way
-                                await session.send_log_message(level.level, item.data, logger=MESSAGE_BUS_LOGGER)
+                            await channel.write(item.shared, level, self.uuid)
                         except BaseException:
                             heapq.heappush(self._heap, item)  # resent after the client comes back; receivers dedupe
                             self.bytes += item.size
@@ -168,11 +163,11 @@ class Outbox:
                         now = loop.time()
                         if (deadline.when() or now) - now < self.send_timeout:
                             deadline.reschedule(now + 1.5 * self.send_timeout)
-            except (TimeoutError, StreamGone, anyio.ClosedResourceError, anyio.BrokenResourceError,
+            except (TimeoutError, ChannelGone, anyio.ClosedResourceError, anyio.BrokenResourceError,
                     RuntimeError) as exc:
-                if self._session is not session or self._writer is not writer:
+                if self._channel is not channel:
                     continue  # re-attached meanwhile (a new stream or session): carry on with that one
                 reason = "send timed out" if isinstance(exc, TimeoutError) else "stream closed"
-                self._session = self._writer = None
+                self._channel = None
                 self._on_stall(self.uuid, reason)
                 return

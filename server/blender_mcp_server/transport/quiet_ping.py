@@ -61,6 +61,6 @@ class QuietPing(Middleware):
         task.add_done_callback(self._tasks.discard)
 
     async def _ping(self, session: Any) -> None:
-        # A closed or silent session is the liveness loop's business (bus.py), not this one's.
+        # A closed or silent session is the liveness loop's business (bus/liveness.py), not this one's.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(session.send_ping(), self.ping_timeout)

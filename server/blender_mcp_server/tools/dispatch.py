@@ -18,8 +18,9 @@ from typing import Any
 from blender_mcp_addon.protocol import DEFAULT_PRIORITY, CommandDispatch, Routing, new_id
 from blender_mcp_addon.protocol.answers import dispatch_answer
 
-from .bus import Bus, Caller
-from .registry import ClientEntry
+from ..bus.caller import Caller
+from ..bus.directory import ClientEntry
+from ..bus.service import Bus
 
 TARGET_LOST_AFTER = 3.0  # seconds a target may be offline mid-job before the caller is told
 ProgressFn = Callable[[float, str | None], Awaitable[None]]

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import __version__
-from .registry import Registry
-from .store import Store, verify_password
+from ..storage.passwords import verify_password
+from ..storage.sqlite import Store
 from .throttle import LoginThrottle
 from .tokens import TokenError, TokenService
 
@@ -44,16 +42,14 @@ def _encodable(*texts: str) -> bool:
 
 
 class AuthRoutes:
-    def __init__(self, store: Store, tokens: TokenService, registry: Registry, *, throttle: LoginThrottle,
+    def __init__(self, store: Store, tokens: TokenService, *, throttle: LoginThrottle,
                  hashes_at_once: int):
         self.store = store
         self.tokens = tokens
-        self.registry = registry
         self.throttle = throttle
         # argon2 takes ~100 ms of CPU a check: off the event loop, and only this many at once, so a flood
         # of logins queues behind itself instead of stalling every bus call and /health.
         self._hashing = asyncio.Semaphore(hashes_at_once)
-        self._started = time.time()
 
     async def login(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
@@ -131,8 +127,3 @@ class AuthRoutes:
         ok = self.store.revoke_api_token(request.path_params["jti"], int(claims["sub"]))
         self.tokens.forget()
         return JSONResponse({"revoked": ok}, status_code=200 if ok else 404)
-
-    async def health(self, request: Request) -> JSONResponse:
-        entries = self.registry.all_entries()
-        return JSONResponse({"status": "ok", "version": __version__, "uptime": round(time.time() - self._started, 1),
-                             "clients": len(entries), "online": sum(e.online for e in entries)})

@@ -23,9 +23,10 @@ from typing import Any
 
 from blender_mcp_addon.protocol.answers import ErrorCode
 
-from .forwarder import Outbox, OutboxFull
-from .sse_writer import StreamWriter
-from .store import PersistentClient, Store
+from ..delivery.outbox import Outbox, OutboxFull
+from ..storage.records import PersistentClient
+from ..storage.sqlite import Store
+from ..transport.sse_channel import StreamWriter, channel_for
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ class Registry:
         entry.offline_reason = None
         entry.offline_since = None
         entry.last_seen = time.time()
-        entry.outbox.attach(entry.session, self._writers.get(entry.session_id or ""))
+        entry.outbox.attach(channel_for(entry.session, self._writers.get(entry.session_id or "")))
 
     def _on_stall(self, user_id: str, client_uuid: str, reason: str) -> None:
         entry = self.get(user_id, client_uuid)

@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,64 +22,31 @@ from blender_mcp_addon.protocol import (
     JOB_UPDATE_PRIORITY,
     BusRecord,
     CancelJob,
-    CommandDispatch,
     JobUpdate,
-    PayloadError,
     Priority,
     PriorityError,
     Routing,
     new_id,
-    parse_payload,
     parse_priority,
 )
 from blender_mcp_addon.protocol.answers import ErrorCode, bus_error
-from blender_mcp_addon.protocol.catalog import CATALOG
 from blender_mcp_addon.protocol.versions import incompatibility, parse_client_versions, server_versions
 
-from . import __version__
-from .config import Settings
-from .forwarder import OutboxFull
+from .. import __version__
+from ..config import Settings
+from ..delivery.encoding import SharedRecord
+from ..delivery.outbox import OutboxFull
+from ..storage.counters import WindowCounter
+from ..transport.sdk_shims import session_log_level
+from .caller import Caller
+from .directory import ClientEntry, Registry, RegistryError
 from .jobs import Jobs
-from .registry import ClientEntry, Registry, RegistryError
+from .liveness import Liveness
 from .router import choose_routing, resolve
-from .sdk_shims import session_log_level
-from .sse_writer import SharedRecord
-from .throttle import WindowCounter
+from .validation import MAX_CAPABILITIES, MAX_ID, bad_id, check_payload, measure
 
 log = logging.getLogger(__name__)
-_MAX_ID = 200
 _RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing), in bytes, for the byte bounds
-MAX_CAPABILITIES = 64  # per client, each a short id like the other names
-
-
-def _depth_over(value: Any, limit: int) -> bool:
-    """Whether JSON `value` nests deeper than `limit` (walked without recursion: the point is deep input)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return False
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated user of one tool call, and the MCP session it came on."""
-
-    user_id: str
-    username: str
-    session: Any = None
-    session_id: str | None = None
-
-
-def _bad_id(value: Any, name: str, required: bool = True) -> dict[str, Any] | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_ID or not value.isprintable():
-        return bus_error(ErrorCode.INVALID_ARGUMENTS, f"{name} must be a non-empty printable string of at most {_MAX_ID} characters")
-    return None
 
 
 class Bus:
@@ -88,6 +54,7 @@ class Bus:
         self.settings = settings
         self.registry = registry
         self.jobs = jobs
+        self.liveness = Liveness(settings, registry)
         self._rate = WindowCounter(settings.messages_per_minute)
         self._update_rate = WindowCounter(settings.job_updates_per_minute)
         self._tasks: list[asyncio.Task] = []
@@ -101,8 +68,8 @@ class Bus:
                                          offline_max_bytes=self.settings.offline_max_bytes)
         if restored:
             log.info("restored %d records queued for offline persistent clients", restored)
-        self._tasks = [loop.create_task(self._sweep_loop(), name="bus-sweep"),
-                       loop.create_task(self._ping_loop(), name="bus-ping")]
+        self._tasks = [loop.create_task(self.liveness.sweep_forever(), name="bus-sweep"),
+                       loop.create_task(self.liveness.ping_forever(), name="bus-ping")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -139,76 +106,19 @@ class Bus:
             self.jobs.offer(user_id, job_id, {"job_id": job_id, "status": "cancelled",
                                               "error": "the bus server is shutting down; the job was cancelled"})
 
-    async def _sweep_loop(self) -> None:
-        next_prune = 0.0
-        while True:
-            await asyncio.sleep(0.5)
-            try:
-                self.registry.sweep(offline_max_age=self.settings.offline_max_age,
-                                    parked_max_age=self.settings.parked_max_age,
-                                    persistent_max_offline=self.settings.persistent_max_offline)
-                self.registry.flush_delivered()
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + self.settings.prune_interval
-                    self.prune()
-            except Exception:  # the sweeper must outlive any one bad entry
-                log.exception("registry sweep failed")
-
-    def prune(self) -> dict[str, int]:
-        """Old jobs, expired tokens and over-age queued records leave the store (every prune_interval)."""
-        if self.registry.store is None:
-            return {}
-        pruned = self.registry.store.prune(now=time.time(), job_retention=self.settings.job_retention,
-                                           offline_max_age=self.settings.offline_max_age)
-        if any(pruned.values()):
-            log.info("pruned the store: %s", pruned)
-        return pruned
-
-    async def _ping_loop(self) -> None:
-        """Find targets whose socket is open but which no longer answer (a frozen or cut-off client).
-
-        Only clients silent for a whole interval are pinged (a heartbeat or any call counts), the
-        pings are spread over the interval, and two misses in a row are needed: a burst of 900
-        pings at once made a busy but healthy client process miss them all (bench_scale.py).
-        """
-        interval = self.settings.ping_interval
-        while True:
-            started = time.monotonic()
-            quiet_since = time.time() - interval
-            due = [e for e in self.registry.all_entries() if e.online and e.session is not None
-                   and e.last_seen < quiet_since]
-            pause = interval / (len(due) + 1)
-            pending = set()
-            for entry in due:
-                pending.add(asyncio.create_task(self._ping(entry)))
-                await asyncio.sleep(min(pause, 0.05))
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-    async def _ping(self, entry: ClientEntry) -> None:
-        session = entry.session
-        try:
-            await asyncio.wait_for(session.send_ping(), self.settings.ping_timeout)
-            self.registry.touch(entry)
-        except Exception:
-            entry.missed_pings += 1
-            if entry.session is session and entry.online and entry.missed_pings >= 2:
-                self.registry.mark_offline(entry, "did not answer two pings")
-
     # -- clients --------------------------------------------------------------------------------------
     def register(self, caller: Caller, *, client_uuid: str, client_type: str, is_persistent: bool,
                  capabilities: list[str] | None, group_id: str | None, label: str | None,
                  versions: Any = None) -> dict[str, Any]:
         for value, name, required in ((client_uuid, "client_uuid", True), (client_type, "client_type", True),
                                       (group_id, "group_id", False), (label, "label", False)):
-            if bad := _bad_id(value, name, required):
+            if bad := bad_id(value, name, required):
                 return bad
         caps = capabilities or []
         if not isinstance(caps, list) or len(caps) > MAX_CAPABILITIES or any(
-                _bad_id(c, "capability") for c in caps):
+                bad_id(c, "capability") for c in caps):
             return bus_error(ErrorCode.INVALID_ARGUMENTS, f"capabilities: at most {MAX_CAPABILITIES} printable strings of at "
-                                              f"most {_MAX_ID} characters each")
+                                              f"most {MAX_ID} characters each")
         server = server_versions(__version__)
         try:
             said = parse_client_versions(versions)
@@ -238,7 +148,7 @@ class Bus:
         return result
 
     def unregister(self, caller: Caller, client_uuid: str) -> dict[str, Any]:
-        if bad := _bad_id(client_uuid, "client_uuid"):
+        if bad := bad_id(client_uuid, "client_uuid"):
             return bad
         entry = self.registry.unregister(caller.user_id, client_uuid)
         if entry is None:
@@ -265,44 +175,11 @@ class Bus:
 
     # -- messages -------------------------------------------------------------------------------------
     def check_payload(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
-        """A caller's payload: a JSON object within the size cap that parses as its message_type, and a
-        `command_dispatch` of a catalog command whose params the catalog accepts (as Style A checks
-        them). Returns (its size in bytes, the error to answer or None)."""
-        size, bad = self.measure(payload)
-        if bad:
-            return size, bad
-        try:
-            parsed = parse_payload(payload)
-        except PayloadError as exc:
-            return size, bus_error(ErrorCode.INVALID_PAYLOAD, str(exc))
-        if isinstance(parsed, CommandDispatch) and (spec := CATALOG.get(parsed.command)) is not None:
-            try:
-                spec.validate(parsed.params)
-            except ValueError as exc:
-                return size, bus_error(ErrorCode.INVALID_ARGUMENTS, f"params of {parsed.command}: {exc}", command=parsed.command)
-        return size, None
+        return check_payload(payload, max_depth=self.settings.max_payload_depth,
+                             max_bytes=self.settings.max_payload_bytes)
 
     def measure(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
-        """(the payload's JSON size in bytes, the error if it is too deep or too large): for payloads the server
-        just dumped from a validated model (a job update, a dispatch), which parsing again would only repeat
-        on every job. The size rides on to `deliver`, so the payload is encoded once."""
-        if not isinstance(payload, dict):
-            return 0, bus_error(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object")
-        if _depth_over(payload, self.settings.max_payload_depth):
-            # fastmcp clients and the extension refuse records this deep ("recursion limit exceeded"): a
-            # record no one can read must not be reported sent.
-            return 0, bus_error(ErrorCode.INVALID_PAYLOAD, f"payload nests deeper than {self.settings.max_payload_depth} levels",
-                            limit=self.settings.max_payload_depth)
-        try:
-            size = len(json.dumps(payload, separators=(",", ":")).encode())
-        except (TypeError, ValueError) as exc:
-            return 0, bus_error(ErrorCode.INVALID_PAYLOAD, f"payload is not JSON-serialisable: {exc}")
-        if size > self.settings.max_payload_bytes:
-            return size, bus_error(ErrorCode.PAYLOAD_TOO_LARGE,
-                               f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes} bytes. "
-                               "Send large data (images, files) by reference or in chunks.",
-                               limit=self.settings.max_payload_bytes, size=size)
-        return size, None
+        return measure(payload, max_depth=self.settings.max_payload_depth, max_bytes=self.settings.max_payload_bytes)
 
     def check_rate(self, caller: Caller) -> dict[str, Any] | None:
         if self._rate.hit(caller.user_id):
@@ -318,7 +195,7 @@ class Bus:
             return bus_error(ErrorCode.INVALID_PRIORITY, str(exc), valid=[p.level for p in Priority])
         for value, name in ((from_uuid, "from_uuid"), (target_uuid, "target_uuid"), (group_id, "group_id"),
                             (client_type, "client_type")):
-            if bad := _bad_id(value, name, required=False):
+            if bad := bad_id(value, name, required=False):
                 return bad
         size, bad = self.check_payload(payload)
         if bad := bad or self.check_rate(caller):
@@ -401,7 +278,7 @@ class Bus:
     def job_update(self, caller: Caller, *, job_id: str, status: str, result: Any = None, error_text: str = "",
                    progress: float | None = None, message: str | None = None,
                    details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
-        if bad := _bad_id(job_id, "job_id") or _bad_id(from_uuid, "from_uuid", required=False):
+        if bad := bad_id(job_id, "job_id") or bad_id(from_uuid, "from_uuid", required=False):
             return bad
         if not self._update_rate.hit(caller.user_id):
             return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._update_rate.limit} job updates a minute on your bus",
@@ -455,7 +332,7 @@ class Bus:
     def cancel(self, caller: Caller, job_id: str, entry: ClientEntry | None = None,
                reason: str = "cancelled by the caller") -> dict[str, Any]:
         """Ask the job's target to drop it (queued) or flag it (running); it answers with a cancelled update."""
-        if bad := _bad_id(job_id, "job_id"):
+        if bad := bad_id(job_id, "job_id"):
             return bad
         job = self.jobs.get(caller.user_id, job_id)
         if job is None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastmcp import Context, FastMCP
 from pydantic import BaseModel, ConfigDict, Field
 
-from .bus import Bus
+from ..bus.service import Bus
 from .context import caller_of
 
 MAX_UPDATES_PER_CALL = 256

@@ -1,4 +1,4 @@
-"""ASGI middleware that tells the registry when a session's standing GET stream opens and closes.
+"""ASGI middleware that tells the directory when a session's standing GET stream opens and closes.
 
 The transport silently drops records for a session without an open GET
 stream, so "online" must mean "stream open". Watching the HTTP exchange
@@ -6,19 +6,28 @@ itself needs no private attributes of the MCP SDK, and a killed client is
 noticed as soon as its socket closes.
 
 It also puts a `StreamWriter` between the SDK and the socket, so the bus can
-write its records onto that stream directly (see sse_writer.py).
+write its records onto that stream directly (see sse_channel.py).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .registry import Registry
-from .sse_writer import StreamWriter
+from .sse_channel import StreamWriter
+
+
+class StreamListener(Protocol):
+    """Who is told of each session's GET stream (the bus's directory)."""
+
+    def stream_opened(self, session_id: str, writer: StreamWriter | None = None) -> None: ...
+
+    def stream_closed(self, session_id: str, writer: StreamWriter | None = None) -> None: ...
 
 
 class StreamWatch:
-    def __init__(self, app: ASGIApp, registry: Registry, path: str = "/mcp"):
+    def __init__(self, app: ASGIApp, registry: StreamListener, path: str = "/mcp"):
         self.app = app
         self.registry = registry
         self.path = path.rstrip("/")

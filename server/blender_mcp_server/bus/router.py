@@ -10,7 +10,7 @@ from __future__ import annotations
 from blender_mcp_addon.protocol import Routing
 from blender_mcp_addon.protocol.answers import ErrorCode
 
-from .registry import ClientEntry, Registry, RegistryError
+from .directory import ClientEntry, Registry, RegistryError
 
 
 def choose_routing(target_uuid: str | None, group_id: str | None, client_type: str | None) -> Routing:

@@ -1,4 +1,4 @@
-"""HS256 JWTs: access, refresh and long-lived API tokens, and the verifier fastmcp runs on every /mcp call.
+"""HS256 JWTs: access, refresh and long-lived API tokens (provider.py is the verifier fastmcp runs).
 
 Refresh tokens carry their own audience *and* `typ`, so the stock idea of
 "any token signed with our key is a bearer token" cannot let one through
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from fastmcp.server.auth import AccessToken, TokenVerifier
 
-from .store import Store, User
+from ..storage.records import User
+from ..storage.sqlite import Store
 
 ISSUER = "blender-mcp-bus"
 ACCESS_AUDIENCE = "blender-mcp"
@@ -155,19 +155,3 @@ class TokenService:
             cache.clear()
         cache[key] = (now + _CACHE_SECONDS, value)
         return value
-
-
-class BusTokenVerifier(TokenVerifier):
-    """fastmcp's hook: every /mcp request passes through here, or gets 401."""
-
-    def __init__(self, tokens: TokenService):
-        super().__init__()
-        self._tokens = tokens
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            claims = self._tokens.verify_bearer(token)
-        except TokenError:
-            return None
-        return AccessToken(token=token, client_id=claims["username"], scopes=[], expires_at=int(claims["exp"]),
-                           claims=claims)

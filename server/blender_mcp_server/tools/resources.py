@@ -27,10 +27,10 @@ from mcp import McpError, types
 from blender_mcp_addon.protocol.answers import dispatch_answer
 from blender_mcp_addon.protocol.catalog import CATALOG
 
-from .bus import Bus
+from ..bus.service import Bus
+from ..transport.sdk_shims import set_completion_handler
 from .context import caller_of
 from .dispatch import dispatch
-from .sdk_shims import set_completion_handler
 
 JSON = "application/json"
 RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for a resource that cannot be found

@@ -1,4 +1,4 @@
-"""Bus records written straight onto a session's standing GET stream.
+"""The Streamable HTTP delivery channel: bus records written straight onto a session's standing GET stream.
 
 Why not `session.send_log_message`: the MCP SDK carries a server notification
 through three memory-object streams (session -> message router -> GET stream
@@ -19,48 +19,15 @@ SDK's way; one lock around the ASGI `send` keeps each SSE event whole.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from starlette.types import Message, Send
 
-_EVENT_HEAD = b"event: message\r\ndata: "
-_EVENT_TAIL = b"\r\n\r\n"
+from blender_mcp_addon.protocol import MESSAGE_BUS_LOGGER, Priority
 
-
-def _dumps(value: Any) -> bytes:
-    # ensure_ascii keeps the line ASCII: a lone surrogate from a caller's JSON cannot fail the encode,
-    # and no client's line splitter can find a line break inside it (JSON escapes CR and LF).
-    return json.dumps(value, separators=(",", ":")).encode("ascii")
-
-
-class StreamGone(Exception):
-    """The GET stream has ended (or its client disconnected): the record was not written."""
-
-
-class SharedRecord:
-    """One bus record's JSON, encoded once for all its recipients: only `target_uuid` differs between them.
-
-    `event()` frames it as one SSE event carrying a JSON-RPC `notifications/message`, as the SDK
-    would have (a record with a single recipient is simply a SharedRecord shared by nobody).
-
-    Without it a broadcast to 1,000 clients encodes the same payload 1,000 times. Encoded lazily, by
-    the first outbox that writes it, so records that every recipient filters away cost nothing.
-    """
-
-    __slots__ = ("base", "_rest")
-
-    def __init__(self, base: dict[str, Any]):
-        self.base = base
-        self._rest: bytes | None = None
-
-    def event(self, level: str, logger: str, target_uuid: str) -> bytes:
-        if self._rest is None:
-            rest = _dumps({k: v for k, v in self.base.items() if k != "target_uuid"})[1:]  # '"k":v,...}'
-            self._rest = rest if rest == b"}" else b"," + rest
-        return (_EVENT_HEAD + b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":'
-                + _dumps(level) + b',"logger":' + _dumps(logger) + b',"data":{"target_uuid":' + _dumps(target_uuid)
-                + self._rest + b"}}" + _EVENT_TAIL)
+from ..delivery.channel import ChannelGone
+from ..delivery.encoding import SharedRecord
+from .sdk_shims import session_log_level
 
 
 class StreamWriter:
@@ -85,10 +52,42 @@ class StreamWriter:
         self.open = False
 
     async def write(self, event: bytes) -> None:
-        """Write one encoded event; raises `StreamGone` if the stream is no longer there to take it."""
+        """Write one encoded event; raises `ChannelGone` if the stream is no longer there to take it."""
         if not self.open:
-            raise StreamGone
+            raise ChannelGone
         async with self._lock:
             if not self.open:
-                raise StreamGone
+                raise ChannelGone
             await self._send({"type": "http.response.body", "body": event, "more_body": True})
+
+
+class GetStreamChannel:
+    """A session's records onto its open GET stream, through `writer` (see the module's docstring)."""
+
+    def __init__(self, session: Any, writer: StreamWriter):
+        self.session = session
+        self.writer = writer
+
+    def wants(self, level: Priority) -> bool:
+        return level <= session_log_level(self.session)
+
+    async def write(self, record: SharedRecord, level: Priority, target_uuid: str) -> None:
+        await self.writer.write(record.event(level.level, MESSAGE_BUS_LOGGER, target_uuid))
+
+
+class SessionChannel:
+    """The SDK's own way, for a session with no HTTP stream to write on (an in-memory transport)."""
+
+    def __init__(self, session: Any):
+        self.session = session
+
+    def wants(self, level: Priority) -> bool:
+        return level <= session_log_level(self.session)
+
+    async def write(self, record: SharedRecord, level: Priority, target_uuid: str) -> None:
+        await self.session.send_log_message(level.level, dict(record.base, target_uuid=target_uuid),
+                                            logger=MESSAGE_BUS_LOGGER)
+
+
+def channel_for(session: Any, writer: StreamWriter | None) -> GetStreamChannel | SessionChannel:
+    return SessionChannel(session) if writer is None else GetStreamChannel(session, writer)

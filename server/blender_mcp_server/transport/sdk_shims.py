@@ -10,7 +10,7 @@ The one other such place is uvicorn's: read_timeouts.py subclasses its
 httptools protocol to time request reads (tests/test_edge_limits.py).
 
 Not here because they use only public, specified behaviour: the SSE framing the
-bus writes itself (sse_writer.py, the Streamable HTTP wire format; the shim test
+bus writes itself (sse_channel.py, the Streamable HTTP wire format; the shim test
 checks the SDK frames events the same way) and sniffio's documented
 `thread_local` (blender_mcp_addon/asyncio_thread.py).
 """

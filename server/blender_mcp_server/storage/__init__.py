@@ -1,0 +1,1 @@
+"""What outlives a request: users, tokens, jobs and queued records, and the engines that keep them."""

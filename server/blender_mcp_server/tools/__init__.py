@@ -1,0 +1,1 @@
+"""What MCP clients see: the bus tools, the flat dispatch tools, resources and prompts."""
