@@ -82,7 +82,7 @@ def build_server(settings: Settings) -> Server:
     registry = Registry(max_clients_per_user=settings.max_clients_per_user, outbox_max=settings.outbox_max,
                         outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout, store=store)
     jobs = Jobs(store)
-    bus = Bus(settings, registry, jobs)
+    bus = Bus(settings, registry, jobs, stores=[store])
     http_app_ref: dict[str, Any] = {}
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ set up this machine's MCP clients and Blender (`setup`)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .storage.passwords import has_password
 from .storage.records import StoreError
 from .storage.sqlite import Store
 from .transport.sdk_shims import quiet_sdk_request_logs
@@ -41,16 +43,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The SDK logs every request at INFO ("Processing request of type ..."): a line per call on the hot path.
     quiet_sdk_request_logs()
-    store = _store(settings)
-    if store.user_count() == 0 and settings.demo_user:
-        store.add_user("demo", "demo")
-        print("created the demo user demo/demo (for local use only; add your own with `user add`)")
-    if not settings.is_loopback_bind() and not settings.allow_insecure_demo and store.has_demo_password():
+    if not asyncio.run(_demo_user_allowed(settings)):
         print(f"refusing to listen on {settings.host}: the demo/demo user exists. Change its password "
               "(`blender-mcp-server user passwd demo`) or delete it (`user delete demo`) first, "
               "and put the server behind TLS (README: Production).", file=sys.stderr)
         return 2
-    store.close()
     server = build_server(settings)
     url = settings.base_url
     print(f"BlenderMCP bus on {url}/mcp   (health: {url}/health)")
@@ -97,44 +94,73 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+async def _demo_user_allowed(settings: Settings) -> bool:
+    """Make demo/demo in an empty store (when settings allow); False when it may not be served here."""
+    store = _store(settings)
+    try:
+        if await store.user_count() == 0 and settings.demo_user:
+            await store.add_user("demo", "demo")
+            print("created the demo user demo/demo (for local use only; add your own with `user add`)")
+        return (settings.is_loopback_bind() or settings.allow_insecure_demo
+                or not await has_password(store, "demo", "demo"))
+    finally:
+        await store.close()
+
+
 def cmd_user(args: argparse.Namespace) -> int:
+    password = _password(args) if args.action in ("add", "passwd") else ""
+    return asyncio.run(_user(args, password))
+
+
+async def _user(args: argparse.Namespace, password: str) -> int:
     store = _store(_settings(args))
-    if args.action == "add":
-        store.add_user(args.name, _password(args))
-        print(f"added user {args.name}")
-    elif args.action == "passwd":
-        store.set_password(args.name, _password(args))
-        print(f"changed the password of {args.name}")
-    elif args.action == "delete":
-        if not store.delete_user(args.name):
-            raise StoreError(f"no user {args.name!r}")
-        print(f"deleted user {args.name}")
-    return 0
+    try:
+        if args.action == "add":
+            await store.add_user(args.name, password)
+            print(f"added user {args.name}")
+        elif args.action == "passwd":
+            await store.set_password(args.name, password)
+            print(f"changed the password of {args.name}")
+        elif args.action == "delete":
+            if not await store.delete_user(args.name):
+                raise StoreError(f"no user {args.name!r}")
+            print(f"deleted user {args.name}")
+        return 0
+    finally:
+        await store.close()
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    return asyncio.run(_token(args))
+
+
+async def _token(args: argparse.Namespace) -> int:
     from .auth.tokens import TokenService, load_or_create_secret
 
     settings = _settings(args)
     store = _store(settings)
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else load_or_create_secret(settings.data_dir)
-    tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
-    if args.action == "revoke":
-        if not store.revoke_api_token(args.name):
-            raise StoreError(f"no API token with id {args.name!r}")
-        print(f"revoked {args.name}")
+    try:
+        secret = (settings.jwt_secret.get_secret_value() if settings.jwt_secret
+                  else load_or_create_secret(settings.data_dir))
+        tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
+        if args.action == "revoke":
+            if not await store.revoke_api_token(args.name):
+                raise StoreError(f"no API token with id {args.name!r}")
+            print(f"revoked {args.name}")
+            return 0
+        user = await store.find_user(args.name)
+        if user is None:
+            raise StoreError(f"no user {args.name!r}")
+        if args.action == "list":
+            for t in await store.list_api_tokens(user.id):
+                print(f"{t['jti']}  {t['name']!r}  revoked={bool(t['revoked'])}")
+            return 0
+        issued = await tokens.issue_api_token(user, args.label, int(args.days * 86400) if args.days else None)
+        print(issued.token)
+        print(f"(id {issued.jti}; revoke with `blender-mcp-server token revoke {issued.jti}`)", file=sys.stderr)
         return 0
-    user = store.find_user(args.name)
-    if user is None:
-        raise StoreError(f"no user {args.name!r}")
-    if args.action == "list":
-        for t in store.list_api_tokens(user.id):
-            print(f"{t['jti']}  {t['name']!r}  revoked={bool(t['revoked'])}")
-        return 0
-    issued = tokens.issue_api_token(user, args.label, int(args.days * 86400) if args.days else None)
-    print(issued.token)
-    print(f"(id {issued.jti}; revoke with `blender-mcp-server token revoke {issued.jti}`)", file=sys.stderr)
-    return 0
+    finally:
+        await store.close()
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:

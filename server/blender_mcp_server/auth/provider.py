@@ -16,7 +16,7 @@ class BusTokenVerifier(TokenVerifier):
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
-            claims = self._tokens.verify_bearer(token)
+            claims = await self._tokens.verify_bearer(token)
         except TokenError:
             return None
         return AccessToken(token=token, client_id=claims["username"], scopes=[], expires_at=int(claims["exp"]),

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..storage.passwords import verify_password
-from ..storage.sqlite import Store
+from ..storage.protocols import Accounts
 from .throttle import LoginThrottle
 from .tokens import TokenError, TokenService
 
@@ -42,7 +42,7 @@ def _encodable(*texts: str) -> bool:
 
 
 class AuthRoutes:
-    def __init__(self, store: Store, tokens: TokenService, *, throttle: LoginThrottle,
+    def __init__(self, store: Accounts, tokens: TokenService, *, throttle: LoginThrottle,
                  hashes_at_once: int):
         self.store = store
         self.tokens = tokens
@@ -62,38 +62,38 @@ class AuthRoutes:
             return _err(429, "too_many_attempts", "too many failed logins from this address; wait and try again",
                         retry_after=retry_after)
         await asyncio.sleep(self.throttle.delay(username))
-        record = self.store.login_record(username)
+        record = await self.store.login_record(username)
         async with self._hashing:
             ok = await asyncio.to_thread(verify_password, password, record[1] if record else None)
         if not ok or record is None:
             self.throttle.failed(address, username)
             return _err(401, "invalid_credentials", "wrong username or password")
         self.throttle.succeeded(address, username)
-        return JSONResponse(self.tokens.issue_pair(record[0]))
+        return JSONResponse(await self.tokens.issue_pair(record[0]))
 
     async def refresh(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
         if body is None or not isinstance(body.get("refresh_token"), str):
             return _err(400, "invalid_request", 'send JSON {"refresh_token": "..."}')
         try:
-            user = self.tokens.use_refresh(body["refresh_token"])
+            user = await self.tokens.use_refresh(body["refresh_token"])
         except TokenError as exc:
             return _err(401, "invalid_token", str(exc))
-        return JSONResponse(self.tokens.issue_pair(user))
+        return JSONResponse(await self.tokens.issue_pair(user))
 
     async def logout(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
         if body is None or not isinstance(body.get("refresh_token"), str):
             return _err(400, "invalid_request", 'send JSON {"refresh_token": "..."}')
-        return JSONResponse({"revoked": self.tokens.revoke_refresh(body["refresh_token"])})
+        return JSONResponse({"revoked": await self.tokens.revoke_refresh(body["refresh_token"])})
 
-    def _bearer(self, request: Request) -> dict[str, Any] | JSONResponse:
+    async def _bearer(self, request: Request) -> dict[str, Any] | JSONResponse:
         """The verified claims of the request's bearer token, or the 401 to answer."""
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return _err(401, "unauthorized", "send Authorization: Bearer <access token>")
         try:
-            return self.tokens.verify_bearer(header[7:].strip())
+            return await self.tokens.verify_bearer(header[7:].strip())
         except TokenError as exc:
             return _err(401, "invalid_token", str(exc))
 
@@ -101,29 +101,29 @@ class AuthRoutes:
         """GET: list your API tokens; POST {name, ttl_days?}: mint one (the panel's "copy config" button).
 
         A token minted with an API token expires no later than it and is revoked with it."""
-        claims = self._bearer(request)
+        claims = await self._bearer(request)
         if isinstance(claims, JSONResponse):
             return claims
         user_id = int(claims["sub"])
         if request.method == "GET":
-            return JSONResponse({"tokens": self.store.list_api_tokens(user_id)})
+            return JSONResponse({"tokens": await self.store.list_api_tokens(user_id)})
         body = await _json_body(request) or {}
         name = body.get("name") or "api token"
         ttl_days = body.get("ttl_days")
         if not isinstance(name, str) or len(name) > 100 or (
                 ttl_days is not None and (not isinstance(ttl_days, int | float) or not 0 < ttl_days <= 3650)):
             return _err(400, "invalid_request", "name: string up to 100 chars; ttl_days: 0 < days <= 3650")
-        user = self.store.get_user(user_id)
+        user = await self.store.get_user(user_id)
         if user is None:
             return _err(401, "invalid_token", "user no longer exists")
-        issued = self.tokens.issue_api_token(user, name, int(ttl_days * 86400) if ttl_days else None,
+        issued = await self.tokens.issue_api_token(user, name, int(ttl_days * 86400) if ttl_days else None,
                                              minted_with=claims)
         return JSONResponse({"token": issued.token, "jti": issued.jti, "expires": issued.expires, "name": name})
 
     async def revoke_api_token(self, request: Request) -> JSONResponse:
-        claims = self._bearer(request)
+        claims = await self._bearer(request)
         if isinstance(claims, JSONResponse):
             return claims
-        ok = self.store.revoke_api_token(request.path_params["jti"], int(claims["sub"]))
+        ok = await self.store.revoke_api_token(request.path_params["jti"], int(claims["sub"]))
         self.tokens.forget()
         return JSONResponse({"revoked": ok}, status_code=200 if ok else 404)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 
+from ..storage.protocols import Accounts
 from ..storage.records import User
-from ..storage.sqlite import Store
 
 ISSUER = "blender-mcp-bus"
 ACCESS_AUDIENCE = "blender-mcp"
@@ -52,7 +52,7 @@ class Issued:
 
 
 class TokenService:
-    def __init__(self, store: Store, secret: str, access_ttl: int, refresh_ttl: int, api_ttl: int):
+    def __init__(self, store: Accounts, secret: str, access_ttl: int, refresh_ttl: int, api_ttl: int):
         self._store = store
         self._secret = secret
         self.access_ttl = access_ttl
@@ -64,23 +64,24 @@ class TokenService:
         # the server's time (profiled), so a verified token's claims are kept until it expires.
         self._verified: dict[str, dict[str, Any]] = {}
 
-    def _mint(self, user: User, typ: str, audience: str, ttl: int) -> Issued:
+    async def _mint(self, user: User, typ: str, audience: str, ttl: int) -> Issued:
+        epoch = await self._store.token_epoch(user.id) or 0
         now = int(time.time())
         jti = uuid.uuid4().hex
         # `ep`: the user's token epoch, which a password change moves on, ending every token minted before.
         claims = {"iss": ISSUER, "aud": audience, "sub": str(user.id), "username": user.username,
-                  "typ": typ, "iat": now, "exp": now + ttl, "jti": jti, "ep": self._store.token_epoch(user.id) or 0}
+                  "typ": typ, "iat": now, "exp": now + ttl, "jti": jti, "ep": epoch}
         return Issued(jwt.encode(claims, self._secret, algorithm=ALGORITHM), jti, float(now + ttl))
 
-    def issue_pair(self, user: User) -> dict[str, Any]:
+    async def issue_pair(self, user: User) -> dict[str, Any]:
         """The `/auth/login` and `/auth/refresh` answer (spec: write-your-own-llm-client, stage 1)."""
-        access = self._mint(user, "access", ACCESS_AUDIENCE, self.access_ttl)
-        refresh = self._mint(user, "refresh", REFRESH_AUDIENCE, self.refresh_ttl)
-        self._store.add_refresh(refresh.jti, user.id, refresh.expires)
+        access = await self._mint(user, "access", ACCESS_AUDIENCE, self.access_ttl)
+        refresh = await self._mint(user, "refresh", REFRESH_AUDIENCE, self.refresh_ttl)
+        await self._store.add_refresh(refresh.jti, user.id, refresh.expires)
         return {"access_token": access.token, "refresh_token": refresh.token, "token_type": "bearer",
                 "expires_in": self.access_ttl, "user": {"id": user.id, "username": user.username}}
 
-    def issue_api_token(self, user: User, name: str, ttl: int | None = None,
+    async def issue_api_token(self, user: User, name: str, ttl: int | None = None,
                         minted_with: dict[str, Any] | None = None) -> Issued:
         """A long-lived token. `minted_with`: the claims of the bearer token that asked for it. A token
         minted with an API token never outlives it and is revoked with it, so a leaked token cannot be
@@ -90,8 +91,8 @@ class TokenService:
         if minted_with is not None and minted_with.get("typ") == "api":
             parent = str(minted_with["jti"])
             ttl = max(1, min(ttl, int(minted_with["exp"] - time.time())))
-        issued = self._mint(user, "api", ACCESS_AUDIENCE, ttl)
-        self._store.add_api_token(issued.jti, user.id, name, issued.expires, parent_jti=parent)
+        issued = await self._mint(user, "api", ACCESS_AUDIENCE, ttl)
+        await self._store.add_api_token(issued.jti, user.id, name, issued.expires, parent_jti=parent)
         return issued
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class TokenService:
         except jwt.InvalidTokenError:
             raise TokenError("invalid token") from None
 
-    def verify_bearer(self, token: str) -> dict[str, Any]:
+    async def verify_bearer(self, token: str) -> dict[str, Any]:
         claims = self._verified.get(token)
         if claims is None or claims["exp"] <= time.time():
             claims = self._decode(token, ACCESS_AUDIENCE)
@@ -112,31 +113,31 @@ class TokenService:
             self._verified[token] = claims
         if claims.get("typ") not in _BEARER_TYPES:
             raise TokenError("not an access token")
-        epoch = self._cached(self._user_cache, int(claims["sub"]), self._store.token_epoch)
+        epoch = await self._cached(self._user_cache, int(claims["sub"]), self._store.token_epoch)
         if epoch is None:
             raise TokenError("user no longer exists")
         if claims.get("ep", 0) != epoch:
             raise TokenError("token ended by a password change; log in again")
-        if claims["typ"] == "api" and not self._cached(self._api_cache, claims["jti"], self._store.api_token_live):
+        if claims["typ"] == "api" and not await self._cached(self._api_cache, claims["jti"], self._store.api_token_live):
             raise TokenError("API token revoked")
         return claims
 
-    def use_refresh(self, token: str) -> User:
+    async def use_refresh(self, token: str) -> User:
         claims = self._decode(token, REFRESH_AUDIENCE)
         if claims.get("typ") != "refresh":
             raise TokenError("not a refresh token")
-        user_id = self._store.use_refresh(claims["jti"])
-        user = self._store.get_user(user_id) if user_id is not None else None
-        if user is None or claims.get("ep", 0) != self._store.token_epoch(user.id):
+        user_id = await self._store.use_refresh(claims["jti"])
+        user = await self._store.get_user(user_id) if user_id is not None else None
+        if user is None or claims.get("ep", 0) != await self._store.token_epoch(user.id):
             raise TokenError("refresh token revoked or unknown")
         return user
 
-    def revoke_refresh(self, token: str) -> bool:
+    async def revoke_refresh(self, token: str) -> bool:
         try:
             claims = self._decode(token, REFRESH_AUDIENCE)
         except TokenError:
             return False
-        return self._store.revoke_refresh(claims["jti"])
+        return await self._store.revoke_refresh(claims["jti"])
 
     def forget(self) -> None:
         """Drop cached lookups, e.g. after this process revoked a token or deleted a user."""
@@ -145,12 +146,12 @@ class TokenService:
         self._verified.clear()
 
     @staticmethod
-    def _cached(cache: dict[Any, tuple[float, Any]], key: Any, lookup: Callable[[Any], Any]) -> Any:
+    async def _cached(cache: dict[Any, tuple[float, Any]], key: Any, lookup: Callable[[Any], Awaitable[Any]]) -> Any:
         now = time.monotonic()
         hit = cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        value = lookup(key)
+        value = await lookup(key)
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = (now + _CACHE_SECONDS, value)

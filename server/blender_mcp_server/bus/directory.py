@@ -24,8 +24,8 @@ from typing import Any
 from blender_mcp_addon.protocol.answers import ErrorCode
 
 from ..delivery.outbox import Outbox, OutboxFull
+from ..storage.protocols import QueueStore
 from ..storage.records import PersistentClient
-from ..storage.sqlite import Store
 from ..transport.sse_channel import StreamWriter, channel_for
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ClientEntry:
 class Registry:
     def __init__(self, *, max_clients_per_user: int, outbox_max: int, send_timeout: float,
                  outbox_max_bytes: int = 64 * 1024 * 1024, ephemeral_grace: float = 3.0,
-                 store: Store | None = None):
+                 store: QueueStore | None = None):
         self.max_clients_per_user = max_clients_per_user
         self.outbox_max = outbox_max
         self.outbox_max_bytes = outbox_max_bytes
@@ -76,6 +76,9 @@ class Registry:
         self._by_user: dict[str, dict[str, ClientEntry]] = {}
         self._by_session: dict[str, dict[str, ClientEntry]] = {}  # a session belongs to one user
         self._done_stored: list[int] = []  # stored offline records that reached their client, to delete
+        # (user_id, uuid) -> offline since (None: back online), written by the next flush: a stream's
+        # close is noticed in code that cannot wait for the store.
+        self._offline_since: dict[tuple[str, str], float | None] = {}
         self._open_streams: dict[str, int] = {}
         self._writers: dict[str, StreamWriter] = {}  # the newest open GET stream of each session
         # user -> uuid -> [(parked at, priority, record, size)]: bounded per user by park()'s limits
@@ -108,7 +111,7 @@ class Registry:
         return bool(session_id) and self._open_streams.get(session_id or "", 0) > 0
 
     # -- clients --------------------------------------------------------------------------------------
-    def register(self, user_id: str, *, client_uuid: str, client_type: str, is_persistent: bool,
+    async def register(self, user_id: str, *, client_uuid: str, client_type: str, is_persistent: bool,
                  capabilities: list[str], group_id: str | None, label: str | None,
                  session: Any, session_id: str, versions: dict[str, Any] | None = None) -> tuple[ClientEntry, bool]:
         """Bind `client_uuid` to this session; returns the entry and whether it took over an older binding."""
@@ -127,9 +130,9 @@ class Registry:
             entry.client_type, entry.is_persistent, entry.capabilities = client_type, is_persistent, capabilities
             entry.group_id, entry.label = group_id, label
             if was_persistent and not is_persistent and self.store is not None:
-                self.store.forget_persistent(user_id, client_uuid)
+                await self.store.forget_persistent(user_id, client_uuid)
         if is_persistent and self.store is not None:
-            self.store.put_persistent(PersistentClient(user_id, client_uuid, client_type, capabilities, group_id,
+            await self.store.put_persistent(PersistentClient(user_id, client_uuid, client_type, capabilities, group_id,
                                                        label, None))
         entry.versions = versions
         entry.session, entry.session_id = session, session_id
@@ -153,19 +156,19 @@ class Registry:
         self._by_user.setdefault(user_id, {})[client_uuid] = entry
         return entry
 
-    def restore(self, *, offline_max_records: int, offline_max_bytes: int) -> int:
+    async def restore(self, *, offline_max_records: int, offline_max_bytes: int) -> int:
         """Bring back the persistent clients the store kept, offline, each with its queued records (at
         startup). Returns how many records were restored."""
         if self.store is None:
             return 0
         restored = 0
-        for kept in self.store.persistent_clients():
+        for kept in await self.store.persistent_clients():
             entry = self._new_entry(kept.user_id, kept.uuid, kept.client_type, True, kept.capabilities,
                                     kept.group_id, kept.label)
             entry.online, entry.offline_reason = False, "not connected since the server started"
             entry.offline_since = kept.offline_since or time.time()
             over = []
-            for stored_id, priority, created, data in self.store.offline_records(kept.user_id, kept.uuid):
+            for stored_id, priority, created, data in await self.store.offline_records(kept.user_id, kept.uuid):
                 try:
                     entry.outbox.put(priority, data, bound=offline_max_records, max_bytes=offline_max_bytes,
                                      size=len(json.dumps(data, separators=(",", ":"))), stored_id=stored_id,
@@ -174,24 +177,30 @@ class Registry:
                 except OutboxFull:
                     over.append(stored_id)
             if over:
-                self.store.delete_offline_records(over)
+                await self.store.delete_offline_records(over)
         return restored
 
-    def flush_delivered(self) -> int:
-        """Delete the stored copies of offline records that have reached their client (batched: called
-        by the bus's sweep; a crash before it only means a repeat, which receivers drop by message_id)."""
+    async def flush(self) -> int:
+        """Delete the stored copies of offline records that have reached their client, and write when
+        persistent clients went offline or came back (batched: called by the bus's sweep; a crash before
+        it only means a repeat, which receivers drop by message_id). Returns how many copies went."""
         done = self._done_stored[:]
         self._done_stored.clear()  # in place: every outbox holds this list's append
-        if done and self.store is not None:
-            self.store.delete_offline_records(done)
+        offline, self._offline_since = self._offline_since, {}
+        if self.store is not None:
+            if done:
+                await self.store.delete_offline_records(done)
+            for (user_id, uuid), since in offline.items():
+                await self.store.set_offline_since(user_id, uuid, since)
         return len(done)
 
-    def unregister(self, user_id: str, client_uuid: str) -> ClientEntry | None:
+    async def unregister(self, user_id: str, client_uuid: str) -> ClientEntry | None:
         entry = self._by_user.get(user_id, {}).pop(client_uuid, None)
         if entry is None:
             return None
         if entry.is_persistent and self.store is not None:
-            self.store.forget_persistent(user_id, client_uuid)
+            self._offline_since.pop((user_id, client_uuid), None)
+            await self.store.forget_persistent(user_id, client_uuid)
         self._unbind(entry)
         entry.online = False
         asyncio.get_running_loop().create_task(entry.outbox.close())
@@ -238,7 +247,7 @@ class Registry:
         if entry.online or entry.offline_since is None:
             entry.offline_since = time.time()
             if entry.is_persistent and self.store is not None:
-                self.store.set_offline_since(entry.user_id, entry.uuid, entry.offline_since)
+                self._offline_since[(entry.user_id, entry.uuid)] = entry.offline_since
         entry.online = False
         entry.offline_reason = reason
         entry.outbox.detach()
@@ -254,7 +263,7 @@ class Registry:
 
     def _set_online(self, entry: ClientEntry) -> None:
         if entry.offline_since is not None and entry.is_persistent and self.store is not None:
-            self.store.set_offline_since(entry.user_id, entry.uuid, None)
+            self._offline_since[(entry.user_id, entry.uuid)] = None
         entry.online = True
         entry.missed_pings = 0
         entry.offline_reason = None
@@ -281,7 +290,7 @@ class Registry:
     def _entries_of_session(self, session_id: str) -> list[ClientEntry]:
         return list(self._by_session.get(session_id, {}).values())
 
-    def sweep(self, *, offline_max_age: float, parked_max_age: float | None = None,
+    async def sweep(self, *, offline_max_age: float, parked_max_age: float | None = None,
               persistent_max_offline: float | None = None) -> list[ClientEntry]:
         """Remove ephemeral clients that stayed offline past the grace period; age out stored and parked records."""
         now = time.time()
@@ -300,7 +309,7 @@ class Registry:
             gone_for = now - entry.offline_since if entry.offline_since else 0.0
             if (not entry.is_persistent and gone_for > self.ephemeral_grace) or (
                     persistent_max_offline is not None and gone_for > persistent_max_offline):
-                self.unregister(entry.user_id, entry.uuid)
+                await self.unregister(entry.user_id, entry.uuid)
                 removed.append(entry)
             elif len(entry.outbox):
                 entry.outbox.drop_older_than(offline_max_age)

@@ -14,27 +14,27 @@ import asyncio
 import time
 from typing import Any
 
+from ..storage.protocols import JobStore
 from ..storage.records import JobRow
-from ..storage.sqlite import Store
 
 JobKey = tuple[str, str]  # (user_id, job_id)
 
 
 class Jobs:
-    def __init__(self, store: Store):
+    def __init__(self, store: JobStore):
         self._store = store
         self._waiters: dict[JobKey, asyncio.Queue[dict[str, Any]]] = {}
 
-    def record(self, user_id: str, job_id: str, *, originator: str | None, target: str | None,
+    async def record(self, user_id: str, job_id: str, *, originator: str | None, target: str | None,
                command: str | None) -> None:
         now = time.time()
-        self._store.put_job(JobRow(job_id, user_id, originator, target, command, "queued", now, now))
+        await self._store.put_job(JobRow(job_id, user_id, originator, target, command, "queued", now, now))
 
-    def get(self, user_id: str, job_id: str) -> JobRow | None:
-        return self._store.get_job(user_id, job_id)
+    async def get(self, user_id: str, job_id: str) -> JobRow | None:
+        return await self._store.get_job(user_id, job_id)
 
-    def set_status(self, user_id: str, job_id: str, status: str) -> None:
-        self._store.set_job_status(user_id, job_id, status)
+    async def set_status(self, user_id: str, job_id: str, status: str) -> None:
+        await self._store.set_job_status(user_id, job_id, status)
 
     # -- in-process waiters (Style A) -----------------------------------------------------------------
     def wait_for(self, user_id: str, job_id: str) -> asyncio.Queue[dict[str, Any]]:

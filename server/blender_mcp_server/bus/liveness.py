@@ -8,41 +8,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from ..config import Settings
+from ..storage.protocols import Prunable
 from .directory import ClientEntry, Registry
 
 log = logging.getLogger(__name__)
 
 
 class Liveness:
-    def __init__(self, settings: Settings, registry: Registry):
+    def __init__(self, settings: Settings, registry: Registry, stores: Sequence[Prunable] = ()):
         self.settings = settings
         self.registry = registry
+        self.stores = list(stores)
 
     async def sweep_forever(self) -> None:
         next_prune = 0.0
         while True:
             await asyncio.sleep(0.5)
             try:
-                self.registry.sweep(offline_max_age=self.settings.offline_max_age,
+                await self.registry.sweep(offline_max_age=self.settings.offline_max_age,
                                     parked_max_age=self.settings.parked_max_age,
                                     persistent_max_offline=self.settings.persistent_max_offline)
-                self.registry.flush_delivered()
+                await self.registry.flush()
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + self.settings.prune_interval
-                    self.prune()
+                    await self.prune()
             except Exception:  # the sweeper must outlive any one bad entry
                 log.exception("registry sweep failed")
 
-    def prune(self) -> dict[str, int]:
-        """Old jobs, expired tokens and over-age queued records leave the store (every prune_interval)."""
-        if self.registry.store is None:
-            return {}
-        pruned = self.registry.store.prune(now=time.time(), job_retention=self.settings.job_retention,
-                                           offline_max_age=self.settings.offline_max_age)
+    async def prune(self) -> dict[str, int]:
+        """Old jobs, expired tokens and over-age queued records leave the stores (every prune_interval)."""
+        pruned: dict[str, int] = {}
+        for store in self.stores:
+            counts = await store.prune(now=time.time(), job_retention=self.settings.job_retention,
+                                       offline_max_age=self.settings.offline_max_age)
+            for kind, count in counts.items():
+                pruned[kind] = pruned.get(kind, 0) + count
         if any(pruned.values()):
-            log.info("pruned the store: %s", pruned)
+            log.info("pruned the stores: %s", pruned)
         return pruned
 
     async def ping_forever(self) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,6 +37,7 @@ from ..config import Settings
 from ..delivery.encoding import SharedRecord
 from ..delivery.outbox import OutboxFull
 from ..storage.counters import WindowCounter
+from ..storage.protocols import Prunable
 from ..transport.sdk_shims import session_log_level
 from .caller import Caller
 from .directory import ClientEntry, Registry, RegistryError
@@ -50,11 +51,11 @@ _RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing),
 
 
 class Bus:
-    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs):
+    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs, stores: Sequence[Prunable] = ()):
         self.settings = settings
         self.registry = registry
         self.jobs = jobs
-        self.liveness = Liveness(settings, registry)
+        self.liveness = Liveness(settings, registry, stores)
         self._rate = WindowCounter(settings.messages_per_minute)
         self._update_rate = WindowCounter(settings.job_updates_per_minute)
         self._tasks: list[asyncio.Task] = []
@@ -64,7 +65,7 @@ class Bus:
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        restored = self.registry.restore(offline_max_records=self.settings.offline_max_records,
+        restored = await self.registry.restore(offline_max_records=self.settings.offline_max_records,
                                          offline_max_bytes=self.settings.offline_max_bytes)
         if restored:
             log.info("restored %d records queued for offline persistent clients", restored)
@@ -76,7 +77,7 @@ class Bus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(e.outbox.close() for e in self.registry.all_entries()), return_exceptions=True)
-        self.registry.flush_delivered()
+        await self.registry.flush()
 
     def request_shutdown(self, then: Callable[[], None], grace: float = 0.5) -> bool:
         """From a signal handler: end every waiting dispatch with a definite status, then call `then`.
@@ -89,25 +90,28 @@ class Bus:
             return False
 
         def begin() -> None:
-            self._begin_shutdown()
-            loop.call_later(grace if self.jobs.waiting() else 0.0, then)
+            self.shutting_down = True
+            waiting = bool(self.jobs.waiting())
+            loop.create_task(self._begin_shutdown())
+            loop.call_later(grace if waiting else 0.0, then)
 
         loop.call_soon_threadsafe(begin)
         return True
 
-    def _begin_shutdown(self) -> None:
+    async def _begin_shutdown(self) -> None:
         self.shutting_down = True
         for user_id, job_id in self.jobs.waiting():
-            job = self.jobs.get(user_id, job_id)
-            target = self.registry.get(user_id, job.target_uuid) if job and job.target_uuid else None
-            if target is not None:
-                self._request_cancel(user_id, job_id, target, "the bus server is shutting down")
-            self.jobs.set_status(user_id, job_id, "cancelled")
+            # Answer the waiting call first: the store may be slow (or gone) at shutdown.
             self.jobs.offer(user_id, job_id, {"job_id": job_id, "status": "cancelled",
                                               "error": "the bus server is shutting down; the job was cancelled"})
+            job = await self.jobs.get(user_id, job_id)
+            target = self.registry.get(user_id, job.target_uuid) if job and job.target_uuid else None
+            if target is not None:
+                await self._request_cancel(user_id, job_id, target, "the bus server is shutting down")
+            await self.jobs.set_status(user_id, job_id, "cancelled")
 
     # -- clients --------------------------------------------------------------------------------------
-    def register(self, caller: Caller, *, client_uuid: str, client_type: str, is_persistent: bool,
+    async def register(self, caller: Caller, *, client_uuid: str, client_type: str, is_persistent: bool,
                  capabilities: list[str] | None, group_id: str | None, label: str | None,
                  versions: Any = None) -> dict[str, Any]:
         for value, name, required in ((client_uuid, "client_uuid", True), (client_type, "client_type", True),
@@ -129,7 +133,7 @@ class Bus:
         if caller.session is None or not caller.session_id:
             return bus_error(ErrorCode.NO_SESSION, "registering needs a stateful MCP session (Streamable HTTP with a session id)")
         try:
-            entry, took_over = self.registry.register(
+            entry, took_over = await self.registry.register(
                 caller.user_id, client_uuid=client_uuid, client_type=client_type, is_persistent=bool(is_persistent),
                 capabilities=[str(c) for c in capabilities or []], group_id=group_id, label=label,
                 session=caller.session, session_id=caller.session_id,
@@ -147,10 +151,10 @@ class Bus:
                                  "Call set_logging_level('debug') (MCP logging/setLevel) to receive everything.")
         return result
 
-    def unregister(self, caller: Caller, client_uuid: str) -> dict[str, Any]:
+    async def unregister(self, caller: Caller, client_uuid: str) -> dict[str, Any]:
         if bad := bad_id(client_uuid, "client_uuid"):
             return bad
-        entry = self.registry.unregister(caller.user_id, client_uuid)
+        entry = await self.registry.unregister(caller.user_id, client_uuid)
         if entry is None:
             return bus_error(ErrorCode.UNKNOWN_CLIENT, f"no client {client_uuid!r} on your bus")
         return {"status": "unregistered", "client_uuid": client_uuid, "dropped_records": len(entry.outbox)}
@@ -187,7 +191,7 @@ class Bus:
         return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._rate.limit} messages a minute on your bus",
                      retry_after=self._rate.retry_after())
 
-    def send(self, caller: Caller, *, payload: Any, from_uuid: str | None, target_uuid: str | None = None,
+    async def send(self, caller: Caller, *, payload: Any, from_uuid: str | None, target_uuid: str | None = None,
              group_id: str | None = None, client_type: str | None = None, priority: Any = "info") -> dict[str, Any]:
         try:
             prio = parse_priority(priority)
@@ -208,12 +212,12 @@ class Bus:
             return bus_error(exc.status, str(exc), routing=routing.wire())
         job_id = payload.get("job_id") if isinstance(payload.get("job_id"), str) else None
         if job_id and payload.get("message_type") not in ("job_update", "cancel_job") and payload.get("kind") != "job_update":
-            self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
+            await self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
                              command=payload.get("command") or payload.get("message_type"))
-        return self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid, job_id=job_id,
-                            size=size)
+        return await self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid,
+                                  job_id=job_id, size=size)
 
-    def deliver(self, user_id: str, recipients: list[ClientEntry], routing: Routing, payload: dict[str, Any],
+    async def deliver(self, user_id: str, recipients: list[ClientEntry], routing: Routing, payload: dict[str, Any],
                 prio: Priority, *, from_uuid: str | None, job_id: str | None,
                 message_id: str | None = None, size: int | None = None) -> dict[str, Any]:
         """Stamp one record per recipient and put it in that recipient's outbox (`size`: the payload's
@@ -234,7 +238,7 @@ class Bus:
             elif state == "queued" and entry.is_persistent and self.registry.store is not None:
                 to_store.append((item, data, entry.uuid))
         if to_store:
-            self._keep_queued(user_id, prio, to_store)
+            await self._keep_queued(user_id, prio, to_store)
         states = set(delivery.values())
         if not recipients:
             status = "no_recipients"
@@ -263,19 +267,19 @@ class Bus:
         except OutboxFull as exc:
             return "outbox_full", exc
 
-    def _keep_queued(self, user_id: str, prio: Priority, queued: list[tuple[Any, dict[str, Any], str]]) -> None:
+    async def _keep_queued(self, user_id: str, prio: Priority, queued: list[tuple[Any, dict[str, Any], str]]) -> None:
         """Write the records just queued for offline persistent clients to the store, in one transaction:
         "queued" means kept, across a restart of the server."""
         store = self.registry.store
         assert store is not None
         now = time.time()
-        ids = store.add_offline_records([(user_id, uuid, int(prio), now, json.dumps(data, separators=(",", ":")))
+        ids = await store.add_offline_records([(user_id, uuid, int(prio), now, json.dumps(data, separators=(",", ":")))
                                          for _item, data, uuid in queued])
         for (item, _data, _uuid), stored_id in zip(queued, ids, strict=True):
             item.stored_id = stored_id
 
     # -- jobs -----------------------------------------------------------------------------------------
-    def job_update(self, caller: Caller, *, job_id: str, status: str, result: Any = None, error_text: str = "",
+    async def job_update(self, caller: Caller, *, job_id: str, status: str, result: Any = None, error_text: str = "",
                    progress: float | None = None, message: str | None = None,
                    details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
         if bad := bad_id(job_id, "job_id") or bad_id(from_uuid, "from_uuid", required=False):
@@ -295,18 +299,18 @@ class Bus:
         if bad:
             return bad
         self.registry.touch_session(caller.session_id)
-        job = self.jobs.get(caller.user_id, job_id)
+        job = await self.jobs.get(caller.user_id, job_id)
         if job is not None:
             payload.setdefault("command", job.command)
-            self.jobs.set_status(caller.user_id, job_id, status)
+            await self.jobs.set_status(caller.user_id, job_id, status)
         if self.jobs.offer(caller.user_id, job_id, payload):
             return {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
         if job is None:
             # The spec's fallback, only for jobs the store never knew.
             routing = Routing(type="broadcast")
             recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
-            return self.deliver(caller.user_id, recipients, routing, payload, JOB_UPDATE_PRIORITY,
-                                from_uuid=from_uuid, job_id=job_id, size=size)
+            return await self.deliver(caller.user_id, recipients, routing, payload, JOB_UPDATE_PRIORITY,
+                                      from_uuid=from_uuid, job_id=job_id, size=size)
         if not job.originator_uuid:
             return {"status": "dropped", "message": "the job's caller is no longer waiting for it"}
         routing = Routing(type="direct", target_uuid=job.originator_uuid)
@@ -326,28 +330,28 @@ class Bus:
                                         f"on your bus (limits {self.settings.parked_max_records} records, "
                                         f"{self.settings.parked_max_bytes} bytes); this one is dropped",
                          limit_records=self.settings.parked_max_records, limit_bytes=self.settings.parked_max_bytes)
-        return self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY, from_uuid=from_uuid,
-                            job_id=job_id, size=size)
+        return await self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY,
+                                  from_uuid=from_uuid, job_id=job_id, size=size)
 
-    def cancel(self, caller: Caller, job_id: str, entry: ClientEntry | None = None,
+    async def cancel(self, caller: Caller, job_id: str, entry: ClientEntry | None = None,
                reason: str = "cancelled by the caller") -> dict[str, Any]:
         """Ask the job's target to drop it (queued) or flag it (running); it answers with a cancelled update."""
         if bad := bad_id(job_id, "job_id"):
             return bad
-        job = self.jobs.get(caller.user_id, job_id)
+        job = await self.jobs.get(caller.user_id, job_id)
         if job is None:
             return bus_error(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r} on your bus")
         if job.status in FINAL_JOB_STATUSES:
             return {"status": job.status, "job_id": job_id, "message": "the job had already finished"}
         target = entry or (self.registry.get(caller.user_id, job.target_uuid) if job.target_uuid else None)
         if target is None:
-            self.jobs.set_status(caller.user_id, job_id, "cancelled")
+            await self.jobs.set_status(caller.user_id, job_id, "cancelled")
             return {"status": "cancelled", "job_id": job_id, "message": "its target is gone; marked cancelled"}
-        self._request_cancel(caller.user_id, job_id, target, reason)
+        await self._request_cancel(caller.user_id, job_id, target, reason)
         return {"status": "cancel_requested", "job_id": job_id, "target_uuid": target.uuid}
 
-    def _request_cancel(self, user_id: str, job_id: str, target: ClientEntry, reason: str) -> None:
+    async def _request_cancel(self, user_id: str, job_id: str, target: ClientEntry, reason: str) -> None:
         """A `cancel_job` record at `alert`, so it overtakes the queued work it cancels."""
-        self.deliver(user_id, [target], Routing(type="direct", target_uuid=target.uuid),
+        await self.deliver(user_id, [target], Routing(type="direct", target_uuid=target.uuid),
                      CancelJob(job_id=job_id, reason=reason).model_dump(), Priority.ALERT, from_uuid=None,
                      job_id=job_id)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from pwdlib import PasswordHash
+
+from .protocols import UserStore
 
 _hasher = PasswordHash.recommended()
 # What an unknown user's password is checked against: the same work as a real check, so the answer's timing
@@ -21,3 +25,9 @@ def verify_password(password: str, password_hash: str | None) -> bool:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+async def has_password(users: UserStore, username: str, password: str) -> bool:
+    """Whether `username` exists with exactly this password (the hash is checked in a thread)."""
+    record = await users.login_record(username)
+    return record is not None and await asyncio.to_thread(verify_password, password, record[1])

@@ -107,7 +107,11 @@ class Prunable(Protocol):
         ...
 
 
-class Store(UserStore, TokenStore, JobStore, QueueStore, Prunable, Protocol):
+class Accounts(UserStore, TokenStore, Protocol):
+    """Users and their tokens: what logins and token checks use."""
+
+
+class Store(Accounts, JobStore, QueueStore, Prunable, Protocol):
     """All four jobs in one engine (the embedded SQLite store)."""
 
     async def close(self) -> None: ...

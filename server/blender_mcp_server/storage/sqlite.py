@@ -1,9 +1,8 @@
-"""The embedded store: one SQLite file with users, token records and the job table.
+"""The embedded store: one SQLite file with users, tokens, jobs, persistent clients and their queued records.
 
-SQLite keeps the quick start to one command with nothing to install. Every
-query is short, so the store is synchronous behind one lock; the job and token
-tables sit behind this small interface so a shared engine can replace them
-when several replicas serve one bus.
+SQLite keeps the quick start to one command with nothing to install. It implements every protocol of
+protocols.py; every query is a short local one (microseconds, WAL), so the coroutines run it inline
+behind one lock rather than pay a thread hop per call.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .passwords import hash_password, verify_password
+from .passwords import hash_password
 from .records import JobRow, PersistentClient, StoreError, User
 
 _SCHEMA = """
@@ -95,7 +94,7 @@ INSERT OR IGNORE INTO jobs SELECT job_id, user_id, originator_uuid, target_uuid,
 DROP TABLE jobs_v1;
 """
 
-class Store:
+class SqliteStore:
     def __init__(self, path: Path):
         # Password hashes and token ids: the data folder is the owner's alone, whatever the umask made it;
         # except a shared sticky folder such as /tmp, which only the store file itself is closed in.
@@ -118,7 +117,7 @@ class Store:
         self._db.executescript("BEGIN;" + (_BEFORE_SCHEMA_V2 if old else "") + _SCHEMA
                                + (_AFTER_SCHEMA_V2 if old else "") + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         with self._lock:
             self._db.close()
 
@@ -151,7 +150,7 @@ class Store:
             return cur.execute(sql, args).rowcount
 
     # -- users ---------------------------------------------------------------------------------------
-    def add_user(self, username: str, password: str) -> User:
+    async def add_user(self, username: str, password: str) -> User:
         if not username or not username.isprintable() or len(username) > 64:
             raise StoreError("username must be 1-64 printable characters")
         if not password:
@@ -166,7 +165,7 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"user {username!r} exists") from None
 
-    def set_password(self, username: str, password: str) -> None:
+    async def set_password(self, username: str, password: str) -> None:
         """A new password ends every session of the old one: refresh and API tokens are revoked, and the
         epoch that access tokens carry moves on (TokenService refuses tokens of an older epoch)."""
         if not password:
@@ -180,43 +179,36 @@ class Store:
             cur.execute("UPDATE refresh_tokens SET revoked=1 WHERE user_id=?", (user_id,))
             cur.execute("UPDATE api_tokens SET revoked=1 WHERE user_id=?", (user_id,))
 
-    def delete_user(self, username: str) -> bool:
+    async def delete_user(self, username: str) -> bool:
         return bool(self._run("DELETE FROM users WHERE username=?", (username,)))
 
-    def user_count(self) -> int:
+    async def user_count(self) -> int:
         row = self._one("SELECT COUNT(*) FROM users", ())
         return int(row[0]) if row else 0
 
-    def get_user(self, user_id: int) -> User | None:
+    async def get_user(self, user_id: int) -> User | None:
         row = self._one("SELECT id, username FROM users WHERE id=?", (user_id,))
         return User(row[0], row[1]) if row else None
 
-    def token_epoch(self, user_id: int) -> int | None:
+    async def token_epoch(self, user_id: int) -> int | None:
         """The user's current token epoch; None when the user no longer exists."""
         row = self._one("SELECT token_epoch FROM users WHERE id=?", (user_id,))
         return int(row[0]) if row else None
 
-    def find_user(self, username: str) -> User | None:
+    async def find_user(self, username: str) -> User | None:
         row = self._one("SELECT id, username FROM users WHERE username=?", (username,))
         return User(row[0], row[1]) if row else None
 
-    def login_record(self, username: str) -> tuple[User, str] | None:
+    async def login_record(self, username: str) -> tuple[User, str] | None:
         """The user and their password hash, for a check made elsewhere (off the event loop)."""
         row = self._one("SELECT id, username, password_hash FROM users WHERE username=?", (username,))
         return (User(row[0], row[1]), row[2]) if row else None
 
-    def check_password(self, username: str, password: str) -> User | None:
-        record = self.login_record(username)
-        return record[0] if verify_password(password, record[1] if record else None) and record else None
-
-    def has_demo_password(self, username: str = "demo", password: str = "demo") -> bool:
-        return self.check_password(username, password) is not None
-
     # -- refresh and API tokens ----------------------------------------------------------------------
-    def add_refresh(self, jti: str, user_id: int, expires: float) -> None:
+    async def add_refresh(self, jti: str, user_id: int, expires: float) -> None:
         self._run("INSERT INTO refresh_tokens(jti, user_id, expires) VALUES (?, ?, ?)", (jti, user_id, expires))
 
-    def use_refresh(self, jti: str) -> int | None:
+    async def use_refresh(self, jti: str) -> int | None:
         """Revoke a live refresh token and return its user: each refresh token works once (rotation)."""
         with self._cursor() as cur:
             row = cur.execute(
@@ -227,19 +219,19 @@ class Store:
             cur.execute("UPDATE refresh_tokens SET revoked=1 WHERE jti=?", (jti,))
             return int(row[0])
 
-    def revoke_refresh(self, jti: str) -> bool:
+    async def revoke_refresh(self, jti: str) -> bool:
         return bool(self._run("UPDATE refresh_tokens SET revoked=1 WHERE jti=?", (jti,)))
 
-    def add_api_token(self, jti: str, user_id: int, name: str, expires: float, parent_jti: str | None = None) -> None:
+    async def add_api_token(self, jti: str, user_id: int, name: str, expires: float, parent_jti: str | None = None) -> None:
         self._run(
             "INSERT INTO api_tokens(jti, user_id, name, created, expires, parent_jti) VALUES (?, ?, ?, ?, ?, ?)",
             (jti, user_id, name, time.time(), expires, parent_jti),
         )
 
-    def api_token_live(self, jti: str) -> bool:
+    async def api_token_live(self, jti: str) -> bool:
         return self._one("SELECT 1 FROM api_tokens WHERE jti=? AND revoked=0", (jti,)) is not None
 
-    def revoke_api_token(self, jti: str, user_id: int | None = None) -> bool:
+    async def revoke_api_token(self, jti: str, user_id: int | None = None) -> bool:
         """Revoke an API token and every token minted with it, and with those, and so on."""
         owner = "" if user_id is None else " AND user_id=?"
         args: tuple[Any, ...] = (jti,) if user_id is None else (jti, user_id)
@@ -251,7 +243,7 @@ class Store:
                            UPDATE api_tokens SET revoked=1 WHERE jti IN (SELECT jti FROM lineage)""", (jti,))
             return True
 
-    def list_api_tokens(self, user_id: int) -> list[dict[str, Any]]:
+    async def list_api_tokens(self, user_id: int) -> list[dict[str, Any]]:
         with self._cursor() as cur:
             rows = cur.execute(
                 "SELECT jti, name, created, expires, revoked, parent_jti FROM api_tokens WHERE user_id=? ORDER BY created",
@@ -260,61 +252,61 @@ class Store:
         return [dict(zip(("jti", "name", "created", "expires", "revoked", "parent_jti"), r, strict=True)) for r in rows]
 
     # -- jobs (keyed per user: two users may pick the same job id) ----------------------------------
-    def put_job(self, job: JobRow) -> None:
+    async def put_job(self, job: JobRow) -> None:
         self._run(
             "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (job.job_id, job.user_id, job.originator_uuid, job.target_uuid, job.command, job.status,
              job.created, job.updated),
         )
 
-    def get_job(self, user_id: str, job_id: str) -> JobRow | None:
+    async def get_job(self, user_id: str, job_id: str) -> JobRow | None:
         row = self._one("SELECT * FROM jobs WHERE user_id=? AND job_id=?", (user_id, job_id))
         return JobRow(*row) if row else None
 
-    def set_job_status(self, user_id: str, job_id: str, status: str) -> None:
+    async def set_job_status(self, user_id: str, job_id: str, status: str) -> None:
         self._run("UPDATE jobs SET status=?, updated=? WHERE user_id=? AND job_id=?",
                   (status, time.time(), user_id, job_id))
 
     # -- persistent clients and the records queued for them while offline ---------------------------
-    def put_persistent(self, client: PersistentClient) -> None:
+    async def put_persistent(self, client: PersistentClient) -> None:
         self._run("INSERT OR REPLACE INTO persistent_clients VALUES (?, ?, ?, ?, ?, ?, ?)",
                   (client.user_id, client.uuid, client.client_type, json.dumps(client.capabilities),
                    client.group_id, client.label, client.offline_since))
 
-    def set_offline_since(self, user_id: str, uuid: str, offline_since: float | None) -> None:
+    async def set_offline_since(self, user_id: str, uuid: str, offline_since: float | None) -> None:
         self._run("UPDATE persistent_clients SET offline_since=? WHERE user_id=? AND uuid=?",
                   (offline_since, user_id, uuid))
 
-    def forget_persistent(self, user_id: str, uuid: str) -> None:
+    async def forget_persistent(self, user_id: str, uuid: str) -> None:
         """The client left the bus (unregistered, or aged out): its entry and queued records go."""
         with self._transaction() as cur:
             cur.execute("DELETE FROM persistent_clients WHERE user_id=? AND uuid=?", (user_id, uuid))
             cur.execute("DELETE FROM offline_records WHERE user_id=? AND uuid=?", (user_id, uuid))
 
-    def persistent_clients(self) -> list[PersistentClient]:
+    async def persistent_clients(self) -> list[PersistentClient]:
         with self._cursor() as cur:
             rows = cur.execute("SELECT * FROM persistent_clients").fetchall()
         return [PersistentClient(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
 
-    def add_offline_records(self, rows: list[tuple[str, str, int, float, str]]) -> list[int]:
+    async def add_offline_records(self, rows: list[tuple[str, str, int, float, str]]) -> list[int]:
         """Keep (user_id, uuid, priority, created, record JSON) rows; their ids, in order."""
         with self._transaction() as cur:
             return [int(cur.execute("INSERT INTO offline_records(user_id, uuid, priority, created, data) "
                                     "VALUES (?, ?, ?, ?, ?)", row).lastrowid or 0) for row in rows]
 
-    def offline_records(self, user_id: str, uuid: str) -> list[tuple[int, int, float, dict[str, Any]]]:
+    async def offline_records(self, user_id: str, uuid: str) -> list[tuple[int, int, float, dict[str, Any]]]:
         """(id, priority, created, record) of what waits for one client, oldest first."""
         with self._cursor() as cur:
             rows = cur.execute("SELECT id, priority, created, data FROM offline_records WHERE user_id=? AND uuid=? "
                                "ORDER BY id", (user_id, uuid)).fetchall()
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
-    def delete_offline_records(self, ids: list[int]) -> None:
+    async def delete_offline_records(self, ids: list[int]) -> None:
         with self._transaction() as cur:
             cur.executemany("DELETE FROM offline_records WHERE id=?", [(i,) for i in ids])
 
     # -- housekeeping --------------------------------------------------------------------------------
-    def prune(self, *, now: float, job_retention: float, offline_max_age: float) -> dict[str, int]:
+    async def prune(self, *, now: float, job_retention: float, offline_max_age: float) -> dict[str, int]:
         """Delete what nobody can use any more: jobs untouched for `job_retention` seconds (a job still
         `queued` or `running` that long has no caller waiting), expired refresh and API tokens, records
         queued longer than `offline_max_age`. Returns the counts deleted."""
@@ -326,3 +318,6 @@ class Store:
                 "offline_records": cur.execute("DELETE FROM offline_records WHERE created<?",
                                                (now - offline_max_age,)).rowcount,
             }
+
+
+Store = SqliteStore  # the embedded default's name across the code and the tests

@@ -55,14 +55,14 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
         receive what was queued for them when they register again; ephemeral ones disappear.
         The answer's `server` says the server's version and the bus protocols it serves.
         """
-        return bus.register(caller_of(ctx), client_uuid=client_uuid, client_type=client_type,
-                            is_persistent=is_persistent, capabilities=capabilities, group_id=group_id, label=label,
+        return await bus.register(caller_of(ctx), client_uuid=client_uuid, client_type=client_type,
+                                  is_persistent=is_persistent, capabilities=capabilities, group_id=group_id, label=label,
                             versions=versions)
 
     @tool(name="blender_unregister_client")
     async def unregister_client(client_uuid: str, ctx: Context) -> dict[str, Any]:
         """Leave your bus."""
-        return bus.unregister(caller_of(ctx), client_uuid)
+        return await bus.unregister(caller_of(ctx), client_uuid)
 
     @tool(name="blender_list_available_clients")
     async def list_available_clients(ctx: Context) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
         """Send a message on your bus. Routing: target_uuid > group_id > client_type > broadcast
         (the first set wins; broadcast alone excludes from_uuid). A payload with a job_id makes
         from_uuid that job's originator, so blender_job_update replies go back to it."""
-        return bus.send(caller_of(ctx), payload=payload, from_uuid=from_uuid, target_uuid=target_uuid,
+        return await bus.send(caller_of(ctx), payload=payload, from_uuid=from_uuid, target_uuid=target_uuid,
                         group_id=group_id, client_type=client_type, priority=priority)
 
     @tool(name="blender_job_update")
@@ -100,7 +100,7 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
     ) -> dict[str, Any]:
         """Report a job's state; routed direct to the job's originator at "notice"
         (broadcast on your bus if the server never knew the job)."""
-        return bus.job_update(caller_of(ctx), job_id=job_id, status=status, result=result, error_text=error,
+        return await bus.job_update(caller_of(ctx), job_id=job_id, status=status, result=result, error_text=error,
                               progress=progress, message=message, details=details,
                               from_uuid=from_uuid)
 
@@ -114,7 +114,7 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
         What the Blender extension uses: one tool call per job is most of a dispatch's cost on a busy
         worker, so it sends whatever replies have piled up while the last call was on the wire."""
         caller = caller_of(ctx)
-        results = [bus.job_update(caller, job_id=u.job_id, status=u.status, result=u.result, error_text=u.error,
+        results = [await bus.job_update(caller, job_id=u.job_id, status=u.status, result=u.result, error_text=u.error,
                                   progress=u.progress, message=u.message, details=u.details, from_uuid=u.from_uuid)
                    for u in updates]
         return {"status": "ok", "results": results}
@@ -123,7 +123,7 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
     async def cancel_job(job_id: str, ctx: Context) -> dict[str, Any]:
         """Cancel a job on your bus: a queued one is dropped from the target's queue, a running one is
         flagged and reported as cancelled when it returns."""
-        return bus.cancel(caller_of(ctx), job_id)
+        return await bus.cancel(caller_of(ctx), job_id)
 
     @tool(name="blender_heartbeat")
     async def heartbeat(client_uuid: str, ctx: Context) -> dict[str, Any]:

@@ -66,10 +66,10 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
     size, bad = bus.measure(payload)
     if bad:
         return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
-    bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
+    await bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
     updates = bus.jobs.wait_for(caller.user_id, job_id)
     try:
-        sent = bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
+        sent = await bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
                            DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id,
                            size=size)
         if sent["status"] == "error":
@@ -94,7 +94,7 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
             current = bus.registry.get(caller.user_id, entry.uuid)
             if current is None or (not current.online and current.offline_since
                                    and time.time() - current.offline_since > TARGET_LOST_AFTER):
-                bus.jobs.set_status(caller.user_id, job_id, "error")
+                await bus.jobs.set_status(caller.user_id, job_id, "error")
                 return dispatch_answer("target_lost", command, entry.uuid, job_id,
                                        error=f"{entry.uuid} went offline while running the job "
                                              f"({current.offline_reason if current else 'unregistered'})",
@@ -117,7 +117,7 @@ async def _timed_out(bus: Bus, caller: Caller, entry: ClientEntry, command: str,
     next step) or "not_possible" (a command running on Blender's main thread runs to its end). Without an
     answer within `cancel_ack_timeout` the cancel is only "unconfirmed". A job that finishes meanwhile
     answers with its real outcome."""
-    bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
+    await bus.cancel(caller, job_id, entry, reason="the caller's timeout passed")
     outcome, reason = "unconfirmed", ""
     try:
         async with asyncio.timeout(bus.settings.cancel_ack_timeout):
