@@ -37,6 +37,7 @@ class ServerProcess:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    log_name: str = "server.log"  # replicas sharing a data folder keep a log each
 
     @property
     def url(self) -> str:
@@ -44,14 +45,14 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = {**os.environ, "BLENDER_MCP_PING_INTERVAL": "2", "BLENDER_MCP_PING_TIMEOUT": "2", **self.env}
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - kept open for the process's life
+        log = open(self.data_dir / self.log_name, "ab")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "blender_mcp_server.cli", "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"server exited: {(self.data_dir / self.log_name).read_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self

@@ -39,6 +39,7 @@ class ErrorCode:
     NO_SESSION = "no_session"
     TOO_MANY_CLIENTS = "too_many_clients"
     INCOMPATIBLE_VERSION = "incompatible_version"
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # a replica's Redis or PostgreSQL is out of reach: retry
     TOOL_ERROR = "tool_error"  # not the bus's: the tool call itself failed (schema, transport), see read_answer
 
 
@@ -47,7 +48,7 @@ PERMANENT_REGISTRATION_ERRORS = frozenset({ErrorCode.INVALID_ARGUMENTS, ErrorCod
                                            ErrorCode.INCOMPATIBLE_VERSION})
 
 SendStatus = Literal["sent", "queued", "partial", "no_recipients"]
-DeliveryState = Literal["sent", "queued", "filtered", "outbox_full"]  # per recipient, in a send's `delivery`
+DeliveryState = Literal["sent", "queued", "filtered", "outbox_full", "gone"]  # gone: its replica went away  # per recipient, in a send's `delivery`
 JobUpdateStatus = Literal["delivered", "sent", "queued", "partial", "no_recipients", "dropped"]
 CancelStatus = Literal["cancel_requested", "cancelled", "completed", "error"]
 HeartbeatStatus = Literal["ok", "replaced"]
@@ -57,6 +58,7 @@ DispatchStatus = Literal[
     "timeout", "target_lost",  # the job was sent, its answer did not come
     "no_client", "ambiguous_target", "unknown_target", "target_offline",  # no target to send it to
     "rate_limited", "invalid_arguments",  # refused before it was sent
+    "backend_unavailable",  # a replica could not reach its Redis or PostgreSQL
 ]
 DISPATCH_KEYS = ("status", "command", "target_uuid", "job_id", "result", "error")
 # A timed-out dispatch's `cancel`: what became of the job it cancelled.

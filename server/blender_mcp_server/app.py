@@ -15,13 +15,16 @@ from .auth.provider import BusTokenVerifier
 from .auth.routes import AuthRoutes
 from .auth.throttle import LoginThrottle
 from .auth.tokens import TokenService, load_or_create_secret
+from .bus.cluster import Cluster
 from .bus.directory import Registry
 from .bus.jobs import Jobs
 from .bus.service import Bus
 from .config import Settings
 from .gc_policy import HeapFreezer
 from .health import Health
+from .storage.protocols import QueueStore
 from .storage.sqlite import Store
+from .tools.backend_guard import BackendGuard
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
 from .tools.prompts import add_prompts
@@ -74,6 +77,16 @@ class Server:
     app: Any
 
 
+def _cluster(settings: Settings, queue: QueueStore) -> Cluster | None:
+    """The other replicas, through Redis, when there are any (settings.redis); None for one server alone."""
+    if settings.redis is None:
+        return None
+    from .storage.redis_cluster import RedisCluster
+
+    return RedisCluster(settings.redis.get_secret_value(), settings.replica_name, queue, prefix=settings.redis_prefix,
+                        beat=settings.replica_ttl / 3, ttl=settings.replica_ttl, timeout=settings.backend_timeout)
+
+
 def build_server(settings: Settings) -> Server:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir / "bus.sqlite3")
@@ -82,7 +95,7 @@ def build_server(settings: Settings) -> Server:
     registry = Registry(max_clients_per_user=settings.max_clients_per_user, outbox_max=settings.outbox_max,
                         outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout, store=store)
     jobs = Jobs(store)
-    bus = Bus(settings, registry, jobs, stores=[store])
+    bus = Bus(settings, registry, jobs, stores=[store], cluster=_cluster(settings, store))
     http_app_ref: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -99,7 +112,7 @@ def build_server(settings: Settings) -> Server:
             await bus.stop()
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
-                           lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout)])
+                           lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout), BackendGuard()])
     throttle = LoginThrottle(per_address_and_user=settings.login_failures_per_address_and_user,
                              per_address=settings.login_failures_per_address,
                              per_user=settings.login_failures_per_user, max_delay=settings.login_delay_max)

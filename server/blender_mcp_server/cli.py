@@ -20,7 +20,7 @@ from .transport.sdk_shims import quiet_sdk_request_logs
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "public_url"):
+    for name in ("host", "port", "data_dir", "public_url", "redis", "replica_id"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--public-url", default=None, help="the URL clients use, e.g. behind a TLS proxy")
+    serve.add_argument("--redis", default=None, help="redis://… shared by the replicas of one bus "
+                       "(with --database and one BLENDER_MCP_JWT_SECRET on every replica)")
+    serve.add_argument("--replica-id", default=None, help="this replica's name (default: host:port)")
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", parents=[common], help="manage users")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -75,12 +76,29 @@ class Settings(BaseSettings):
     ping_timeout: float = 5.0
     session_idle_timeout: float = 300.0
 
+    # Replicas: several servers sharing one bus. Clients held by other replicas, records and job updates for
+    # them, and where each Style A call waits, go through Redis; every replica must share the JWT secret
+    # and the database (users, tokens and jobs) too.
+    redis: SecretStr | None = Field(default=None, description="redis://host:port/db of the replicas' shared bus "
+                                    "state; none: this server is the whole bus")
+    redis_prefix: str = Field(default="bmcp:", description="prefix of every Redis key the bus uses")
+    replica_id: str | None = Field(default=None, description="this replica's name among the others "
+                                   "(default: host name and port)")
+    replica_ttl: float = Field(default=3.0, gt=0.5, description="seconds after its last beat (every third of "
+                               "this) that a silent replica counts as gone, and its clients with it")
+    backend_timeout: float = Field(default=2.0, gt=0, description="how long a call waits on Redis or the "
+                                   "database before it answers backend_unavailable")
+
     @model_validator(mode="after")
     def _one_user_cannot_fill_the_server(self) -> Settings:
         if self.max_sessions <= self.max_sessions_per_user:
             raise ValueError(f"max_sessions ({self.max_sessions}) must be greater than max_sessions_per_user "
                              f"({self.max_sessions_per_user})")
         return self
+
+    @property
+    def replica_name(self) -> str:
+        return self.replica_id or f"{socket.gethostname()}:{self.port}"
 
     @property
     def base_url(self) -> str:

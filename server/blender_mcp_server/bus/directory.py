@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,8 @@ from blender_mcp_addon.protocol.answers import ErrorCode
 
 from ..delivery.outbox import Outbox, OutboxFull
 from ..storage.protocols import QueueStore
-from ..storage.records import PersistentClient
+from ..storage.records import ClientInfo, PersistentClient
+from ..transport.sdk_shims import session_log_level
 from ..transport.sse_channel import StreamWriter, channel_for
 
 log = logging.getLogger(__name__)
@@ -38,29 +40,19 @@ class RegistryError(Exception):
 
 
 @dataclass
-class ClientEntry:
-    uuid: str
-    user_id: str
-    client_type: str
-    is_persistent: bool
-    capabilities: list[str]
-    group_id: str | None
-    label: str | None
-    outbox: Outbox
-    session: Any = None
-    session_id: str | None = None
-    online: bool = False
-    offline_reason: str | None = None
-    last_seen: float = field(default_factory=time.time)
-    offline_since: float | None = None
-    missed_pings: int = 0
-    versions: dict[str, Any] | None = None  # what the client said it runs (add-on, Blender, Python, protocol)
+class ClientEntry(ClientInfo):
+    """A client whose MCP session this replica holds: its directory data, its outbox and its session."""
 
-    def public(self) -> dict[str, Any]:
-        return {"uuid": self.uuid, "client_type": self.client_type, "group_id": self.group_id,
-                "capabilities": list(self.capabilities), "label": self.label, "online": self.online,
-                "last_seen": self.last_seen, "is_persistent": self.is_persistent,
-                "queued": len(self.outbox), "versions": self.versions}
+    outbox: Outbox = field(kw_only=True)
+    session: Any = field(default=None, kw_only=True)
+    session_id: str | None = field(default=None, kw_only=True)
+    missed_pings: int = field(default=0, kw_only=True)
+
+    def queued_count(self) -> int:
+        return len(self.outbox)
+
+    def snapshot(self) -> dict[str, Any]:
+        return super().snapshot() | {"level": int(session_log_level(self.session)) if self.session else 7}
 
 
 class Registry:
@@ -83,6 +75,9 @@ class Registry:
         self._writers: dict[str, StreamWriter] = {}  # the newest open GET stream of each session
         # user -> uuid -> [(parked at, priority, record, size)]: bounded per user by park()'s limits
         self._parked: dict[str, dict[str, list[tuple[float, int, dict[str, Any], int]]]] = {}
+        # Told of every change to a client held here, and of each one leaving (bus.cluster: the other replicas)
+        self.on_change: Callable[[ClientInfo], None] = lambda info: None
+        self.on_gone: Callable[[str, str], None] = lambda user_id, uuid: None
         self.streams_opened = 0  # running totals, for the heap freezer (gc_policy.py)
         self.streams_closed = 0
 
@@ -146,13 +141,46 @@ class Registry:
             self.mark_offline(entry, "waiting for the client's event stream")
         return entry, took_over
 
+    async def load_queued(self, entry: ClientEntry, *, offline_max_records: int, offline_max_bytes: int) -> int:
+        """Take what the store keeps for a persistent client into its outbox, but for what is there already
+        (a client registering here after another replica held it, or records another replica kept)."""
+        if self.store is None:
+            return 0
+        have = entry.outbox.stored_ids() | set(self._done_stored)  # delivered ones wait for the next flush
+        loaded = 0
+        for stored_id, priority, created, data in await self.store.offline_records(entry.user_id, entry.uuid):
+            if stored_id in have:
+                continue
+            try:
+                entry.outbox.put(priority, data, bound=None if entry.online else offline_max_records,
+                                 max_bytes=None if entry.online else offline_max_bytes,
+                                 size=len(json.dumps(data, separators=(",", ":"))), stored_id=stored_id,
+                                 enqueued=created)
+                loaded += 1
+            except OutboxFull:
+                break  # the rest stays kept, for after the outbox drains
+        if loaded:
+            self.on_change(entry)
+        return loaded
+
+    async def let_go(self, user_id: str, client_uuid: str) -> None:
+        """Another replica holds this client now: drop it here, but keep what the store keeps for it."""
+        entry = self._by_user.get(user_id, {}).pop(client_uuid, None)
+        if entry is None:
+            return
+        self._offline_since.pop((user_id, client_uuid), None)
+        self._unbind(entry)
+        entry.online = False
+        await entry.outbox.close()
+
     def _new_entry(self, user_id: str, client_uuid: str, client_type: str, is_persistent: bool,
                    capabilities: list[str], group_id: str | None, label: str | None) -> ClientEntry:
         outbox = Outbox(client_uuid, max_records=self.outbox_max, max_bytes=self.outbox_max_bytes,
                         send_timeout=self.send_timeout,
                         on_stall=lambda uuid, reason: self._on_stall(user_id, uuid, reason),
                         on_done=self._done_stored.append)
-        entry = ClientEntry(client_uuid, user_id, client_type, is_persistent, capabilities, group_id, label, outbox)
+        entry = ClientEntry(client_uuid, user_id, client_type, is_persistent, capabilities, group_id, label,
+                            outbox=outbox)
         self._by_user.setdefault(user_id, {})[client_uuid] = entry
         return entry
 
@@ -202,6 +230,7 @@ class Registry:
             self._offline_since.pop((user_id, client_uuid), None)
             await self.store.forget_persistent(user_id, client_uuid)
         self._unbind(entry)
+        self.on_gone(user_id, client_uuid)
         entry.online = False
         asyncio.get_running_loop().create_task(entry.outbox.close())
         return entry
@@ -251,6 +280,7 @@ class Registry:
         entry.online = False
         entry.offline_reason = reason
         entry.outbox.detach()
+        self.on_change(entry)
 
     def revive(self, entry: ClientEntry) -> bool:
         """Back online a client marked offline while its event stream stayed open (missed pings, a stalled
@@ -270,6 +300,7 @@ class Registry:
         entry.offline_since = None
         entry.last_seen = time.time()
         entry.outbox.attach(channel_for(entry.session, self._writers.get(entry.session_id or "")))
+        self.on_change(entry)
 
     def _on_stall(self, user_id: str, client_uuid: str, reason: str) -> None:
         entry = self.get(user_id, client_uuid)

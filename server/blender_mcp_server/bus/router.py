@@ -2,15 +2,19 @@
 
 Precedence is strict: target_uuid > group_id > client_type > broadcast; the
 first field set wins and the rest are ignored. Broadcast alone excludes the
-sender. Only the caller's own bus is ever searched.
+sender. Only the caller's own bus is ever searched (the caller passes its clients).
 """
 
 from __future__ import annotations
 
-from blender_mcp_addon.protocol import Routing
-from blender_mcp_addon.protocol.answers import ErrorCode
+from collections.abc import Iterable
+from typing import TypeVar
 
-from .directory import ClientEntry, Registry, RegistryError
+from blender_mcp_addon.protocol import Routing
+
+from ..storage.records import ClientInfo
+
+C = TypeVar("C", bound=ClientInfo)
 
 
 def choose_routing(target_uuid: str | None, group_id: str | None, client_type: str | None) -> Routing:
@@ -23,20 +27,13 @@ def choose_routing(target_uuid: str | None, group_id: str | None, client_type: s
     return Routing(type="broadcast")
 
 
-def resolve(registry: Registry, user_id: str, routing: Routing, from_uuid: str | None) -> list[ClientEntry]:
-    """The recipients: online clients, and persistent offline ones (their records wait in their outbox).
-
-    An offline ephemeral client is in its short grace period before removal; only a direct send
-    still reaches it (its stream may come back), fan-out skips it.
-    """
-    if routing.type == "direct":
-        entry = registry.get(user_id, routing.target_uuid or "")
-        if entry is None:
-            raise RegistryError(ErrorCode.UNKNOWN_TARGET, f"no client {routing.target_uuid!r} on your bus")
-        return [entry]
-    clients = [c for c in registry.clients(user_id) if c.online or c.is_persistent]
+def fan_out(clients: Iterable[C], routing: Routing, from_uuid: str | None) -> list[C]:
+    """The recipients of a group, type_filter or broadcast record: online clients, and persistent offline
+    ones (their records wait for them). An offline ephemeral client is in its short grace period before
+    removal; only a direct send still reaches it (its stream may come back), fan-out skips it."""
+    reachable = [c for c in clients if c.online or c.is_persistent]
     if routing.type == "group":
-        return [c for c in clients if c.group_id == routing.group_id]
+        return [c for c in reachable if c.group_id == routing.group_id]
     if routing.type == "type_filter":
-        return [c for c in clients if c.client_type == routing.client_type]
-    return [c for c in clients if c.uuid != from_uuid]
+        return [c for c in reachable if c.client_type == routing.client_type]
+    return [c for c in reachable if c.uuid != from_uuid]

@@ -38,12 +38,14 @@ from ..delivery.encoding import SharedRecord
 from ..delivery.outbox import OutboxFull
 from ..storage.counters import WindowCounter
 from ..storage.protocols import Prunable
+from ..storage.records import ClientInfo
 from ..transport.sdk_shims import session_log_level
 from .caller import Caller
+from .cluster import Cluster, SingleServer
 from .directory import ClientEntry, Registry, RegistryError
 from .jobs import Jobs
 from .liveness import Liveness
-from .router import choose_routing, resolve
+from .router import choose_routing, fan_out
 from .validation import MAX_CAPABILITIES, MAX_ID, bad_id, check_payload, measure
 
 log = logging.getLogger(__name__)
@@ -51,11 +53,14 @@ _RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing),
 
 
 class Bus:
-    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs, stores: Sequence[Prunable] = ()):
+    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs, stores: Sequence[Prunable] = (),
+                 cluster: Cluster | None = None):
         self.settings = settings
         self.registry = registry
         self.jobs = jobs
         self.liveness = Liveness(settings, registry, stores)
+        self.cluster: Cluster = cluster or SingleServer()
+        registry.on_change, registry.on_gone = self.cluster.note, self.cluster.note_gone
         self._rate = WindowCounter(settings.messages_per_minute)
         self._update_rate = WindowCounter(settings.job_updates_per_minute)
         self._tasks: list[asyncio.Task] = []
@@ -65,10 +70,15 @@ class Bus:
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        restored = await self.registry.restore(offline_max_records=self.settings.offline_max_records,
-                                         offline_max_bytes=self.settings.offline_max_bytes)
-        if restored:
-            log.info("restored %d records queued for offline persistent clients", restored)
+        await self.cluster.start(self)
+        # Replicas keep offline persistent clients in the shared directory, and their records in the shared
+        # queue store: whoever the client registers with next loads them (register). Alone, this server
+        # brings its own back.
+        if not self.cluster.shared:
+            restored = await self.registry.restore(offline_max_records=self.settings.offline_max_records,
+                                                   offline_max_bytes=self.settings.offline_max_bytes)
+            if restored:
+                log.info("restored %d records queued for offline persistent clients", restored)
         self._tasks = [loop.create_task(self.liveness.sweep_forever(), name="bus-sweep"),
                        loop.create_task(self.liveness.ping_forever(), name="bus-ping")]
 
@@ -78,6 +88,7 @@ class Bus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(e.outbox.close() for e in self.registry.all_entries()), return_exceptions=True)
         await self.registry.flush()
+        await self.cluster.stop()
 
     def request_shutdown(self, then: Callable[[], None], grace: float = 0.5) -> bool:
         """From a signal handler: end every waiting dispatch with a definite status, then call `then`.
@@ -105,7 +116,7 @@ class Bus:
             self.jobs.offer(user_id, job_id, {"job_id": job_id, "status": "cancelled",
                                               "error": "the bus server is shutting down; the job was cancelled"})
             job = await self.jobs.get(user_id, job_id)
-            target = self.registry.get(user_id, job.target_uuid) if job and job.target_uuid else None
+            target = await self.find(user_id, job.target_uuid) if job and job.target_uuid else None
             if target is not None:
                 await self._request_cancel(user_id, job_id, target, "the bus server is shutting down")
             await self.jobs.set_status(user_id, job_id, "cancelled")
@@ -140,6 +151,13 @@ class Bus:
                 versions=said.model_dump(exclude_none=True) or None)
         except RegistryError as exc:
             return bus_error(exc.status, str(exc))
+        if self.cluster.shared:
+            # Another replica may hold it (the client came back through the balancer after its replica
+            # went away, or moved): it is this one's now, with whatever was kept for it meanwhile.
+            await self.cluster.claim(entry)
+            if entry.is_persistent:
+                await self.registry.load_queued(entry, offline_max_records=self.settings.offline_max_records,
+                                                offline_max_bytes=self.settings.offline_max_bytes)
         result: dict[str, Any] = {"status": "registered", "client_uuid": client_uuid, "user": caller.username,
                                   "online": entry.online, "took_over": took_over, "queued": len(entry.outbox),
                                   "server": server}
@@ -159,9 +177,21 @@ class Bus:
             return bus_error(ErrorCode.UNKNOWN_CLIENT, f"no client {client_uuid!r} on your bus")
         return {"status": "unregistered", "client_uuid": client_uuid, "dropped_records": len(entry.outbox)}
 
-    def list_clients(self, caller: Caller) -> dict[str, Any]:
+    async def find(self, user_id: str, uuid: str) -> ClientInfo | None:
+        """A client of the user's bus: held here (a ClientEntry), else by another replica, else None."""
+        return self.registry.get(user_id, uuid) or await self.cluster.lookup(user_id, uuid)
+
+    async def everyone(self, user_id: str) -> list[ClientInfo]:
+        """Every client of the user's bus, on this replica and on the others."""
+        local = self.registry.clients(user_id)
+        if not self.cluster.shared:
+            return list(local)
+        mine = {e.uuid for e in local}
+        return [*local, *(c for c in await self.cluster.others(user_id) if c.uuid not in mine)]
+
+    async def list_clients(self, caller: Caller) -> dict[str, Any]:
         persistent, ephemeral = [], []
-        for entry in sorted(self.registry.clients(caller.user_id), key=lambda e: e.uuid):
+        for entry in sorted(await self.everyone(caller.user_id), key=lambda e: e.uuid):
             (persistent if entry.is_persistent else ephemeral).append(entry.public())
         return {"persistent": persistent, "ephemeral": ephemeral}
 
@@ -174,6 +204,7 @@ class Bus:
             return {"status": "replaced", "client_uuid": client_uuid}
         self.registry.touch(entry)
         self.registry.revive(entry)  # its heartbeat is proof of life, whatever the missed pings said
+        self.cluster.note(entry)  # the other replicas see its last_seen move
         return {"status": "ok", "online": entry.online, "stream_open": self.registry.stream_open(caller.session_id),
                 "queued": len(entry.outbox), "server_time": time.time()}
 
@@ -206,10 +237,10 @@ class Bus:
             return bad
         self.registry.touch_session(caller.session_id)
         routing = choose_routing(target_uuid, group_id, client_type)
-        try:
-            recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
-        except RegistryError as exc:
-            return bus_error(exc.status, str(exc), routing=routing.wire())
+        recipients = await self._recipients(caller.user_id, routing, from_uuid)
+        if recipients is None:
+            return bus_error(ErrorCode.UNKNOWN_TARGET, f"no client {routing.target_uuid!r} on your bus",
+                             routing=routing.wire())
         job_id = payload.get("job_id") if isinstance(payload.get("job_id"), str) else None
         if job_id and payload.get("message_type") not in ("job_update", "cancel_job") and payload.get("kind") != "job_update":
             await self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
@@ -217,7 +248,14 @@ class Bus:
         return await self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid,
                                   job_id=job_id, size=size)
 
-    async def deliver(self, user_id: str, recipients: list[ClientEntry], routing: Routing, payload: dict[str, Any],
+    async def _recipients(self, user_id: str, routing: Routing, from_uuid: str | None) -> list[ClientInfo] | None:
+        """Who gets a record routed so (None: a direct target that is not on the bus)."""
+        if routing.type == "direct":
+            found = await self.find(user_id, routing.target_uuid or "")
+            return None if found is None else [found]
+        return fan_out(await self.everyone(user_id), routing, from_uuid)
+
+    async def deliver(self, user_id: str, recipients: list[ClientInfo], routing: Routing, payload: dict[str, Any],
                 prio: Priority, *, from_uuid: str | None, job_id: str | None,
                 message_id: str | None = None, size: int | None = None) -> dict[str, Any]:
         """Stamp one record per recipient and put it in that recipient's outbox (`size`: the payload's
@@ -231,6 +269,9 @@ class Bus:
         full: OutboxFull | None = None
         for entry in recipients:
             data = dict(base, target_uuid=entry.uuid)
+            if not isinstance(entry, ClientEntry):  # held by another replica
+                delivery[entry.uuid] = await self.cluster.forward(entry, int(prio), data, record_size)
+                continue
             state, item = self._put(entry, prio, data, shared, record_size)
             delivery[entry.uuid] = state
             if state == "outbox_full":
@@ -244,13 +285,15 @@ class Bus:
             status = "no_recipients"
         elif states <= {"sent", "filtered"}:
             status = "sent"
+        elif states == {"gone"}:
+            status = "no_recipients"
         elif states == {"queued"}:
             status = "queued"
         elif "outbox_full" in states and len(recipients) == 1:
             return bus_error(ErrorCode.OUTBOX_FULL, f"the {full}; nothing was queued",
                          message_id=base["message_id"], routing=routing.wire())
         else:
-            status = "partial" if "outbox_full" in states else "sent"
+            status = "partial" if states & {"outbox_full", "gone"} else "sent"
         return {"status": status, "message_id": base["message_id"], "routing": routing.wire(),
                 "recipients": list(delivery), "delivery": delivery, "priority": prio.level}
 
@@ -303,18 +346,19 @@ class Bus:
         if job is not None:
             payload.setdefault("command", job.command)
             await self.jobs.set_status(caller.user_id, job_id, status)
-        if self.jobs.offer(caller.user_id, job_id, payload):
+        if self.jobs.offer(caller.user_id, job_id, payload) or (
+                self.cluster.shared and await self.cluster.forward_update(caller.user_id, job_id, payload)):
             return {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
         if job is None:
             # The spec's fallback, only for jobs the store never knew.
             routing = Routing(type="broadcast")
-            recipients = resolve(self.registry, caller.user_id, routing, from_uuid)
+            recipients = fan_out(await self.everyone(caller.user_id), routing, from_uuid)
             return await self.deliver(caller.user_id, recipients, routing, payload, JOB_UPDATE_PRIORITY,
                                       from_uuid=from_uuid, job_id=job_id, size=size)
         if not job.originator_uuid:
             return {"status": "dropped", "message": "the job's caller is no longer waiting for it"}
         routing = Routing(type="direct", target_uuid=job.originator_uuid)
-        entry = self.registry.get(caller.user_id, job.originator_uuid)
+        entry = await self.find(caller.user_id, job.originator_uuid)
         if entry is None:
             record = BusRecord(user_id=caller.user_id, from_uuid=from_uuid, target_uuid=job.originator_uuid,
                                routing=routing, payload=payload, job_id=job_id,
@@ -333,7 +377,7 @@ class Bus:
         return await self.deliver(caller.user_id, [entry], routing, payload, JOB_UPDATE_PRIORITY,
                                   from_uuid=from_uuid, job_id=job_id, size=size)
 
-    async def cancel(self, caller: Caller, job_id: str, entry: ClientEntry | None = None,
+    async def cancel(self, caller: Caller, job_id: str, entry: ClientInfo | None = None,
                reason: str = "cancelled by the caller") -> dict[str, Any]:
         """Ask the job's target to drop it (queued) or flag it (running); it answers with a cancelled update."""
         if bad := bad_id(job_id, "job_id"):
@@ -343,15 +387,41 @@ class Bus:
             return bus_error(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r} on your bus")
         if job.status in FINAL_JOB_STATUSES:
             return {"status": job.status, "job_id": job_id, "message": "the job had already finished"}
-        target = entry or (self.registry.get(caller.user_id, job.target_uuid) if job.target_uuid else None)
+        target = entry or (await self.find(caller.user_id, job.target_uuid) if job.target_uuid else None)
         if target is None:
             await self.jobs.set_status(caller.user_id, job_id, "cancelled")
             return {"status": "cancelled", "job_id": job_id, "message": "its target is gone; marked cancelled"}
         await self._request_cancel(caller.user_id, job_id, target, reason)
         return {"status": "cancel_requested", "job_id": job_id, "target_uuid": target.uuid}
 
-    async def _request_cancel(self, user_id: str, job_id: str, target: ClientEntry, reason: str) -> None:
+    async def _request_cancel(self, user_id: str, job_id: str, target: ClientInfo, reason: str) -> None:
         """A `cancel_job` record at `alert`, so it overtakes the queued work it cancels."""
         await self.deliver(user_id, [target], Routing(type="direct", target_uuid=target.uuid),
                      CancelJob(job_id=job_id, reason=reason).model_dump(), Priority.ALERT, from_uuid=None,
                      job_id=job_id)
+
+    # -- what other replicas ask of this one (bus.cluster.Inbox) -------------------------------------
+    async def record_arrived(self, user_id: str, uuid: str, priority: int, record: dict[str, Any], size: int,
+                             persistent: bool) -> None:
+        entry = self.registry.get(user_id, uuid)
+        if entry is None:  # it moved on meanwhile: a persistent client's record is kept for it
+            if persistent and self.registry.store is not None:
+                await self.registry.store.add_offline_records(
+                    [(user_id, uuid, priority, time.time(), json.dumps(record, separators=(",", ":")))])
+            return
+        prio = Priority(priority)
+        state, item = self._put(entry, prio, record, SharedRecord(record), size)
+        if state == "queued" and entry.is_persistent and self.registry.store is not None:
+            await self._keep_queued(user_id, prio, [(item, record, uuid)])
+
+    def update_arrived(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
+        return self.jobs.offer(user_id, job_id, payload)
+
+    async def let_go(self, user_id: str, uuid: str) -> None:
+        await self.registry.let_go(user_id, uuid)
+
+    async def queue_grew(self, user_id: str, uuid: str) -> None:
+        entry = self.registry.get(user_id, uuid)
+        if entry is not None:
+            await self.registry.load_queued(entry, offline_max_records=self.settings.offline_max_records,
+                                            offline_max_bytes=self.settings.offline_max_bytes)

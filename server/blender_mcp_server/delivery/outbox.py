@@ -91,6 +91,10 @@ class Outbox:
         self._wake.set()
         return item
 
+    def stored_ids(self) -> set[int]:
+        """The store ids of the records queued here that the store keeps a copy of."""
+        return {item.stored_id for item in self._heap if item.stored_id is not None}
+
     def drop_older_than(self, max_age: float) -> int:
         cutoff = time.time() - max_age
         keep = [i for i in self._heap if i.enqueued >= cutoff]

@@ -68,7 +68,7 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
     async def list_available_clients(ctx: Context) -> dict[str, Any]:
         """The clients on your bus: {"persistent": [...], "ephemeral": [...]}, each with uuid, client_type,
         group_id, capabilities, label, online, last_seen and versions (what it said it runs)."""
-        return bus.list_clients(caller_of(ctx))
+        return await bus.list_clients(caller_of(ctx))
 
     @tool(name="blender_send_message")
     async def send_message(

@@ -21,6 +21,8 @@ from blender_mcp_addon.protocol.answers import dispatch_answer
 from ..bus.caller import Caller
 from ..bus.directory import ClientEntry
 from ..bus.service import Bus
+from ..storage.records import ClientInfo, StoreUnavailable
+from .backend_guard import unavailable_answer
 
 TARGET_LOST_AFTER = 3.0  # seconds a target may be offline mid-job before the caller is told
 ProgressFn = Callable[[float, str | None], Awaitable[None]]
@@ -30,9 +32,9 @@ HINT_NO_CLIENT = ("No Blender client connected to your bus. Open Blender, enable
 HINT_AMBIGUOUS = "Multiple Blender clients connected; pass target_uuid=<one of candidates> to disambiguate."
 
 
-def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | None) -> ClientEntry | dict[str, Any]:
+async def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | None) -> ClientInfo | dict[str, Any]:
     if target_uuid:
-        entry = bus.registry.get(caller.user_id, target_uuid)
+        entry = await bus.find(caller.user_id, target_uuid)
         if entry is None:
             return dispatch_answer("unknown_target", command, target_uuid, error=f"no client {target_uuid!r} on your bus",
                                    hint="call blender_list_available_clients to see the uuids on your bus")
@@ -41,7 +43,7 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
                                    last_heartbeat=entry.last_seen, seconds_since_heartbeat=round(time.time() - entry.last_seen, 1),
                                    hint="open that Blender and connect it, or pick another target")
         return entry
-    candidates = [c for c in bus.registry.clients(caller.user_id) if c.client_type == "blender" and c.online]
+    candidates = [c for c in await bus.everyone(caller.user_id) if c.client_type == "blender" and c.online]
     if not candidates:
         return dispatch_answer("no_client", command, error="no Blender client is connected to your bus",
                                hint=HINT_NO_CLIENT)
@@ -53,9 +55,19 @@ def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | Non
 
 async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any], *, target_uuid: str | None,
                    timeout: float, progress: ProgressFn | None = None) -> dict[str, Any]:
+    try:
+        return await _dispatch(bus, caller, command, params, target_uuid=target_uuid, timeout=timeout,
+                               progress=progress)
+    except StoreUnavailable as exc:
+        return dispatch_answer("backend_unavailable", command, target_uuid,
+                               error=unavailable_answer(exc)["message"], retry_after=1)
+
+
+async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any], *, target_uuid: str | None,
+                    timeout: float, progress: ProgressFn | None) -> dict[str, Any]:
     if bus.shutting_down:
         return dispatch_answer("error", command, target_uuid, error="the bus server is shutting down; try again shortly")
-    chosen = choose_target(bus, caller, command, target_uuid)
+    chosen = await choose_target(bus, caller, command, target_uuid)
     if isinstance(chosen, dict):
         return chosen
     entry = chosen
@@ -68,7 +80,10 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
         return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
     await bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
     updates = bus.jobs.wait_for(caller.user_id, job_id)
+    remote = not isinstance(entry, ClientEntry)  # its Blender is on another replica: the update comes through it
     try:
+        if remote:
+            await bus.cluster.expect_update(caller.user_id, job_id, timeout + 2 * bus.settings.cancel_ack_timeout + 30)
         sent = await bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
                            DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id,
                            size=size)
@@ -77,9 +92,11 @@ async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any
         return await _wait(bus, caller, entry, command, job_id, updates, timeout, progress)
     finally:
         bus.jobs.stop_waiting(caller.user_id, job_id)
+        if remote:
+            await bus.cluster.stop_expecting(caller.user_id, job_id)
 
 
-async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_id: str,
+async def _wait(bus: Bus, caller: Caller, entry: ClientInfo, command: str, job_id: str,
                 updates: asyncio.Queue[dict[str, Any]], timeout: float, progress: ProgressFn | None) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -91,7 +108,10 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
             async with asyncio.timeout(min(remaining, 0.5)):
                 update = await updates.get()
         except TimeoutError:
-            current = bus.registry.get(caller.user_id, entry.uuid)
+            try:
+                current = await bus.find(caller.user_id, entry.uuid)
+            except StoreUnavailable:
+                continue  # the job is out; whether its target still lives can wait for the backend
             if current is None or (not current.online and current.offline_since
                                    and time.time() - current.offline_since > TARGET_LOST_AFTER):
                 await bus.jobs.set_status(caller.user_id, job_id, "error")
@@ -108,7 +128,7 @@ async def _wait(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_
         return _answer(command, entry, job_id, update)
 
 
-async def _timed_out(bus: Bus, caller: Caller, entry: ClientEntry, command: str, job_id: str,
+async def _timed_out(bus: Bus, caller: Caller, entry: ClientInfo, command: str, job_id: str,
                      updates: asyncio.Queue[dict[str, Any]], timeout: float) -> dict[str, Any]:
     """Cancel the job and say what really happened to it.
 
@@ -148,7 +168,7 @@ async def _timed_out(bus: Bus, caller: Caller, entry: ClientEntry, command: str,
                                 "that it is gone")
 
 
-def _answer(command: str, entry: ClientEntry, job_id: str, update: dict[str, Any]) -> dict[str, Any]:
+def _answer(command: str, entry: ClientInfo, job_id: str, update: dict[str, Any]) -> dict[str, Any]:
     """The dispatch answer for a job's final update."""
     result = update.get("result")
     if isinstance(result, dict | list):

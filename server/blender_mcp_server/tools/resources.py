@@ -122,7 +122,7 @@ def add_resources(mcp: FastMCP, bus: Bus) -> None:
                   description="The clients on your bus, as blender_list_available_clients lists them: "
                               '{"persistent": [...], "ephemeral": [...]} with uuid, client_type, online ...')
     async def clients() -> str:
-        return json.dumps(bus.list_clients(caller_of(get_context())))
+        return json.dumps(await bus.list_clients(caller_of(get_context())))
 
     @mcp.resource("blender://object/{name}{?target}", name="object", title="Blender object", mime_type=JSON,
                   description="One object in detail: transforms, bounds, modifiers, mesh stats." + target_note)
@@ -156,7 +156,7 @@ def completer(mcp: FastMCP, bus: Bus) -> Callable[..., Awaitable[types.Completio
             return None
         caller = caller_of(Context(fastmcp=mcp))  # the request's own identity, as a tool call would have it
         if argument.name == "target":
-            uuids = sorted(c.uuid for c in bus.registry.clients(caller.user_id)
+            uuids = sorted(c.uuid for c in await bus.everyone(caller.user_id)
                            if c.client_type == "blender" and c.online and c.uuid.startswith(argument.value))
             return types.Completion(values=uuids[:MAX_COMPLETIONS], total=len(uuids),
                                     hasMore=len(uuids) > MAX_COMPLETIONS)

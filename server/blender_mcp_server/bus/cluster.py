@@ -1,0 +1,126 @@
+"""Other replicas: what the bus asks of the cluster it is part of, and the one-server answer.
+
+A replica holds the MCP sessions that reached it (its `Registry`). Everything about clients held
+elsewhere goes through a `Cluster`: their directory data, records for them, job updates for calls
+waiting elsewhere, and clients moving between replicas. One server alone is `SingleServer`, which
+knows no one else; `storage/redis_cluster.py` is the shared one.
+
+What each replica tells the others, it tells through `Inbox` (the bus implements it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..storage.records import ClientInfo
+
+
+class Inbox(Protocol):
+    """What another replica can ask of this one."""
+
+    async def record_arrived(self, user_id: str, uuid: str, priority: int, record: dict[str, Any], size: int,
+                             persistent: bool) -> None:
+        """A record for a client this replica holds (or held): deliver it, or keep it if it moved on."""
+        ...
+
+    def update_arrived(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
+        """A job update for a Style A call waiting here."""
+        ...
+
+    async def let_go(self, user_id: str, uuid: str) -> None:
+        """The client registered on another replica: drop it here, keeping what is stored for it."""
+        ...
+
+    async def queue_grew(self, user_id: str, uuid: str) -> None:
+        """Another replica kept records for a client this replica holds offline: take them into its outbox."""
+        ...
+
+
+class Cluster(Protocol):
+    replica: str
+
+    @property
+    def shared(self) -> bool:
+        """Whether there are (or may be) other replicas: False for one server alone."""
+        ...
+
+    async def start(self, inbox: Inbox) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def note(self, info: ClientInfo) -> None:
+        """A client this replica holds changed (registered, online, offline): the others learn it soon,
+        in order, newest state winning (callable where nothing can wait)."""
+        ...
+
+    def note_gone(self, user_id: str, uuid: str) -> None:
+        """A client this replica held left the bus (unregistered, swept)."""
+        ...
+
+    async def claim(self, info: ClientInfo) -> None:
+        """A client registered here: it is this replica's now, and whoever held it lets go."""
+        ...
+
+    async def lookup(self, user_id: str, uuid: str) -> ClientInfo | None:
+        """A client of `user_id` held by another replica (or by none: a persistent client offline)."""
+        ...
+
+    async def others(self, user_id: str) -> list[ClientInfo]:
+        """Every client of `user_id` not held by this replica."""
+        ...
+
+    async def forward(self, info: ClientInfo, priority: int, record: dict[str, Any], size: int) -> str:
+        """Hand a stamped record to the replica holding `info`'s client. The delivery state: "sent",
+        "filtered" (its session does not take that level), "queued" (kept for it: it is offline or its
+        replica is gone) or "gone" (nobody can take it)."""
+        ...
+
+    async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
+        """A Style A call waits here for this job, whose target another replica holds."""
+        ...
+
+    async def stop_expecting(self, user_id: str, job_id: str) -> None: ...
+
+    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
+        """Hand a job update to the replica where its Style A call waits; False when none waits."""
+        ...
+
+
+class SingleServer:
+    """One server alone: every client is local, and there is no one to tell anything."""
+
+    replica = "local"
+    shared = False
+
+    async def start(self, inbox: Inbox) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def note(self, info: ClientInfo) -> None:
+        return None
+
+    def note_gone(self, user_id: str, uuid: str) -> None:
+        return None
+
+    async def claim(self, info: ClientInfo) -> None:
+        return None
+
+    async def lookup(self, user_id: str, uuid: str) -> ClientInfo | None:
+        return None
+
+    async def others(self, user_id: str) -> list[ClientInfo]:
+        return []
+
+    async def forward(self, info: ClientInfo, priority: int, record: dict[str, Any], size: int) -> str:
+        return "gone"
+
+    async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
+        return None
+
+    async def stop_expecting(self, user_id: str, job_id: str) -> None:
+        return None
+
+    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
+        return False

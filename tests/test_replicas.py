@@ -1,0 +1,190 @@
+"""Several server replicas sharing one bus through real Redis, behind real HAProxy.
+
+Clients are placed on chosen replicas (straight to a replica's port) so every record here crosses
+replicas; the balancer tests go through HAProxy, which keeps each MCP session on its replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import ServerProcess, bus_client, free_port, login, send, tool_json, wait_online
+from tests.services import RedisServer
+
+pytestmark = pytest.mark.anyio
+SECRET = "replicas-share-this-jwt-secret-0123456789"
+
+
+class Replicas:
+    """N replicas of one bus: one Redis, one store, one JWT secret."""
+
+    def __init__(self, folder: Path, redis: RedisServer, count: int = 3, **env: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.redis = folder, redis
+        self.servers = [ServerProcess(folder, free_port(), log_name=f"replica{i}.log", env={
+            "BLENDER_MCP_REDIS": redis.url, "BLENDER_MCP_REPLICA_ID": f"r{i}", "BLENDER_MCP_JWT_SECRET": SECRET,
+            "BLENDER_MCP_REPLICA_TTL": "1.5", **env}) for i in range(count)]
+
+    def start(self) -> Replicas:
+        for server in self.servers:
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def url(self, i: int) -> str:
+        return self.servers[i].url
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, redis_server: RedisServer) -> Iterator[Replicas]:
+    redis_server.client().flushall()
+    group = Replicas(tmp_path / "bus", redis_server).start()
+    yield group
+    group.stop()
+
+
+async def answer_jobs(blender: Any, result: dict[str, Any] | None = None, hold: asyncio.Event | None = None) -> None:
+    """A stand-in Blender: answer every command_dispatch it receives (after `hold` is set, when given)."""
+    seen = 0
+    while True:
+        records = blender.collector.records
+        while seen < len(records):
+            payload = records[seen]["payload"]
+            seen += 1
+            if payload.get("message_type") != "command_dispatch":
+                continue
+            if hold is not None:
+                await hold.wait()
+            await blender.call_tool("blender_job_update", {
+                "job_id": payload["job_id"], "status": "completed",
+                "result": result or {"answered_by": "stand-in", "command": payload["command"]}})
+        await asyncio.sleep(0.01)
+
+
+async def test_every_routing_mode_reaches_clients_on_other_replicas(replicas):
+    r0, r1, r2 = replicas.url(0), replicas.url(1), replicas.url(2)
+    async with (bus_client(r0, uuid="sender") as sender,
+                bus_client(r0, uuid="a", group_id="g") as a,
+                bus_client(r1, uuid="b", group_id="g", client_type="render") as b,
+                bus_client(r2, uuid="c", client_type="render") as c):
+        await wait_online(sender, "c")
+        listing = tool_json(await c.call_tool("blender_list_available_clients", {}))
+        assert sorted(e["uuid"] for e in listing["ephemeral"]) == ["a", "b", "c", "sender"]
+        assert all(e["online"] for e in listing["ephemeral"])
+
+        direct = await send(sender, from_uuid="sender", target_uuid="c", payload={"n": 1})
+        assert direct["status"] == "sent" and direct["delivery"] == {"c": "sent"}, direct
+        group = await send(sender, from_uuid="sender", group_id="g", payload={"n": 2})
+        assert sorted(group["recipients"]) == ["a", "b"]
+        by_type = await send(sender, from_uuid="sender", client_type="render", payload={"n": 3})
+        assert sorted(by_type["recipients"]) == ["b", "c"]
+        everyone = await send(sender, from_uuid="sender", payload={"n": 4})
+        assert sorted(everyone["recipients"]) == ["a", "b", "c"]
+
+        got = {name: [r["payload"]["n"] for r in await client.collector.wait_for(count)]
+               for name, client, count in (("a", a, 2), ("b", b, 3), ("c", c, 3))}
+        await asyncio.sleep(0.3)  # nothing more comes: each record arrived once
+        assert {k: sorted(v) for k, v in got.items()} == {"a": [2, 4], "b": [2, 3, 4], "c": [1, 3, 4]}
+        assert len(a.collector.records) == 2 and len(b.collector.records) == 3 and len(c.collector.records) == 3
+        assert sender.collector.records == []
+
+
+async def test_a_style_a_call_on_one_replica_runs_on_a_blender_held_by_another(replicas):
+    async with bus_client(replicas.url(1), uuid="blender-r1", client_type="blender") as blender:
+        responder = asyncio.create_task(answer_jobs(blender))
+        try:
+            async with bus_client(replicas.url(0)) as caller:
+                await wait_online(caller, "blender-r1")
+                answer = tool_json(await caller.call_tool("blender_get_scene_info", {}))
+                assert answer["status"] == "completed", answer
+                assert answer["target_uuid"] == "blender-r1" and json.loads(answer["result"])["answered_by"] == "stand-in"
+                started = time.perf_counter()
+                for _ in range(20):
+                    assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
+                assert time.perf_counter() - started < 10
+        finally:
+            responder.cancel()
+
+
+async def test_two_users_stay_apart_across_replicas(replicas):
+    added = replicas.servers[0].cli("user", "add", "other", "--password", "other-pw")
+    assert added.returncode == 0, added.stderr
+    async with (bus_client(replicas.url(0), uuid="demo-blender", client_type="blender") as mine,
+                bus_client(replicas.url(2), username="other", password="other-pw", uuid="theirs") as theirs):
+        listing = tool_json(await theirs.call_tool("blender_list_available_clients", {}))
+        assert [e["uuid"] for e in listing["ephemeral"]] == ["theirs"]
+        refused = await send(theirs, from_uuid="theirs", target_uuid="demo-blender", payload={"x": 1})
+        assert refused["status"] == "error" and refused["error"] == "unknown_target", refused
+        alone = tool_json(await theirs.call_tool("blender_get_scene_info", {}))
+        assert alone["status"] == "no_client", alone
+        await asyncio.sleep(0.2)
+        assert mine.collector.records == []
+
+
+async def test_a_persistent_clients_queue_waits_for_it_on_any_replica(replicas):
+    async with bus_client(replicas.url(1), uuid="farm-node", client_type="render", persistent=True):
+        pass  # registered, then its session ends: offline, its records are kept
+    async with bus_client(replicas.url(0), uuid="sender") as sender:
+        await wait_online(sender, "farm-node", online=False)
+        queued = [await send(sender, from_uuid="sender", target_uuid="farm-node", payload={"n": n}) for n in range(3)]
+        assert all(q["status"] == "queued" for q in queued), queued
+    async with bus_client(replicas.url(2), uuid="farm-node", client_type="render", persistent=True) as back:
+        records = await back.collector.wait_for(3)
+        assert sorted(r["payload"]["n"] for r in records) == [0, 1, 2]
+        await asyncio.sleep(0.5)
+        assert len(back.collector.records) == 3
+
+
+async def test_a_caller_learns_its_target_is_lost_when_the_blenders_replica_dies(replicas):
+    hold = asyncio.Event()  # never set: the stand-in takes the job and never answers
+    async with contextlib.AsyncExitStack() as stack:
+        blender = await stack.enter_async_context(
+            bus_client(replicas.url(1), uuid="doomed", client_type="blender"))
+        responder = asyncio.create_task(answer_jobs(blender, hold=hold))
+        caller = await stack.enter_async_context(bus_client(replicas.url(0)))
+        await wait_online(caller, "doomed")
+        call = asyncio.create_task(caller.call_tool("blender_get_scene_info", {"_timeout": 60}))
+        await blender.collector.wait_for(1)
+        started = time.monotonic()
+        replicas.servers[1].stop(signal.SIGKILL)
+        answer = tool_json(await asyncio.wait_for(call, 30))
+        responder.cancel()
+        assert answer["status"] == "target_lost", answer
+        assert time.monotonic() - started < 15
+
+
+async def test_sessions_through_haproxy_stay_on_their_replica(replicas, haproxy_factory):
+    proxy = haproxy_factory([s.port for s in replicas.servers])
+    proxy.wait_states({s.port: "UP" for s in replicas.servers})
+    async with bus_client(replicas.url(2), uuid="blender-r2", client_type="blender") as blender:
+        responder = asyncio.create_task(answer_jobs(blender))
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                callers = [await stack.enter_async_context(bus_client(proxy.url)) for _ in range(3)]
+                await run_calls(callers)
+            health = [httpx.get(f"{s.url}/health", timeout=5).json() for s in replicas.servers]
+            # roundrobin spread the three sessions, and each stayed where it began
+            assert all(h["status"] == "ok" for h in health)
+        finally:
+            responder.cancel()
+    assert login(proxy.url)["access_token"]
+
+
+async def run_calls(callers: list[Any]) -> None:
+    for caller in callers:
+        for _ in range(5):
+            answer = tool_json(await caller.call_tool("blender_get_scene_info", {}))
+            assert answer["status"] == "completed", answer
