@@ -18,9 +18,10 @@ from ..storage.records import ClientInfo
 class Inbox(Protocol):
     """What another replica can ask of this one."""
 
-    async def record_arrived(self, user_id: str, uuid: str, priority: int, record: dict[str, Any], size: int,
-                             persistent: bool) -> None:
-        """A record for a client this replica holds (or held): deliver it, or keep it if it moved on."""
+    async def records_arrived(self, user_id: str, priority: int, base: dict[str, Any], size: int,
+                              targets: list[tuple[str, bool]]) -> None:
+        """One record for clients this replica holds (or held), as (uuid, is persistent): deliver it to
+        each, or keep it for a persistent one that moved on."""
         ...
 
     def update_arrived(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
@@ -69,10 +70,11 @@ class Cluster(Protocol):
         """Every client of `user_id` not held by this replica."""
         ...
 
-    async def forward(self, info: ClientInfo, priority: int, record: dict[str, Any], size: int) -> str:
-        """Hand a stamped record to the replica holding `info`'s client. The delivery state: "sent",
-        "filtered" (its session does not take that level), "queued" (kept for it: it is offline or its
-        replica is gone) or "gone" (nobody can take it)."""
+    async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
+        """Hand a stamped record (`base`, without its target_uuid) to the replicas holding `clients`, one
+        message per replica. Each client's delivery state: "sent", "filtered" (its session does not take
+        that level), "queued" (kept for it: it is offline or its replica is gone) or "gone" (nobody can
+        take it)."""
         ...
 
     async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
@@ -113,8 +115,8 @@ class SingleServer:
     async def others(self, user_id: str) -> list[ClientInfo]:
         return []
 
-    async def forward(self, info: ClientInfo, priority: int, record: dict[str, Any], size: int) -> str:
-        return "gone"
+    async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
+        return {c.uuid: "gone" for c in clients}
 
     async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
         return None

@@ -267,11 +267,13 @@ class Bus:
         delivery: dict[str, str] = {}
         to_store: list[tuple[Any, dict[str, Any], str]] = []
         full: OutboxFull | None = None
+        elsewhere = [c for c in recipients if not isinstance(c, ClientEntry)]  # held by other replicas
+        if elsewhere:
+            delivery.update(await self.cluster.forward(elsewhere, int(prio), base, record_size))
         for entry in recipients:
-            data = dict(base, target_uuid=entry.uuid)
-            if not isinstance(entry, ClientEntry):  # held by another replica
-                delivery[entry.uuid] = await self.cluster.forward(entry, int(prio), data, record_size)
+            if not isinstance(entry, ClientEntry):
                 continue
+            data = dict(base, target_uuid=entry.uuid)
             state, item = self._put(entry, prio, data, shared, record_size)
             delivery[entry.uuid] = state
             if state == "outbox_full":
@@ -401,18 +403,27 @@ class Bus:
                      job_id=job_id)
 
     # -- what other replicas ask of this one (bus.cluster.Inbox) -------------------------------------
-    async def record_arrived(self, user_id: str, uuid: str, priority: int, record: dict[str, Any], size: int,
-                             persistent: bool) -> None:
-        entry = self.registry.get(user_id, uuid)
-        if entry is None:  # it moved on meanwhile: a persistent client's record is kept for it
-            if persistent and self.registry.store is not None:
-                await self.registry.store.add_offline_records(
-                    [(user_id, uuid, priority, time.time(), json.dumps(record, separators=(",", ":")))])
-            return
-        prio = Priority(priority)
-        state, item = self._put(entry, prio, record, SharedRecord(record), size)
-        if state == "queued" and entry.is_persistent and self.registry.store is not None:
-            await self._keep_queued(user_id, prio, [(item, record, uuid)])
+    async def records_arrived(self, user_id: str, priority: int, base: dict[str, Any], size: int,
+                              targets: list[tuple[str, bool]]) -> None:
+        prio, shared = Priority(priority), SharedRecord(base)
+        now = time.time()
+        keep: list[tuple[Any, dict[str, Any], str]] = []
+        moved: list[tuple[str, str, int, float, str]] = []
+        for uuid, persistent in targets:
+            data = dict(base, target_uuid=uuid)
+            entry = self.registry.get(user_id, uuid)
+            if entry is None:  # it moved on meanwhile: a persistent client's record is kept for it
+                if persistent:
+                    moved.append((user_id, uuid, priority, now, json.dumps(data, separators=(",", ":"))))
+                continue
+            state, item = self._put(entry, prio, data, shared, size)
+            if state == "queued" and entry.is_persistent:
+                keep.append((item, data, uuid))
+        if self.registry.store is not None:
+            if keep:
+                await self._keep_queued(user_id, prio, keep)
+            if moved:
+                await self.registry.store.add_offline_records(moved)
 
     def update_arrived(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
         return self.jobs.offer(user_id, job_id, payload)

@@ -92,6 +92,7 @@ class RedisCluster:
         self._inbox = inbox
         try:
             await self._beat_once()
+            await self._tidy(lambda held_by: held_by == self.replica)
         except StoreUnavailable as exc:  # serve anyway: the beat and the listener keep trying
             log.warning("cluster: Redis is out of reach at start: %s", exc)
         loop = asyncio.get_running_loop()
@@ -207,38 +208,72 @@ class RedisCluster:
         while True:
             await asyncio.sleep(self.sweep_every)
             try:
-                for user in await self._call(self._redis.smembers(self._key("users"))):
-                    user_id = user.decode() if isinstance(user, bytes) else user
-                    key = self._key("dir", user_id)
-                    entries = await self._call(self._redis.hgetall(key))
-                    if not entries:
-                        await self._call(self._redis.srem(self._key("users"), user_id))
-                    for uuid, raw in entries.items():
-                        held_by = json.loads(raw).get("replica")
-                        if held_by is None or self.alive(held_by):
-                            continue
-                        view = self._view(raw)
-                        await self._replace_if_same(keys=[key], args=[uuid, raw, _dumps(view.snapshot()) if view else ""])
+                await self._tidy(lambda held_by: not self.alive(held_by))
             except (StoreUnavailable, RedisError, OSError) as exc:
                 log.warning("cluster: sweep of gone replicas skipped: %s", exc)
+
+    async def _tidy(self, gone: Any) -> None:
+        """Entries held by replicas `gone(replica)` says are gone become offline (persistent) or leave (ephemeral).
+        At start a replica tidies its own past: a restarted replica holds nobody yet."""
+        for user in await self._call(self._redis.smembers(self._key("users"))):
+            user_id = user.decode() if isinstance(user, bytes) else user
+            key = self._key("dir", user_id)
+            entries = await self._call(self._redis.hgetall(key))
+            if not entries:
+                await self._call(self._redis.srem(self._key("users"), user_id))
+            for uuid, raw in entries.items():
+                data = json.loads(raw)
+                held_by = data.get("replica")
+                if held_by is None or not gone(held_by):
+                    continue
+                info = ClientInfo.from_snapshot(data)
+                after = ""
+                if info.is_persistent:
+                    info.online, info.replica, info.offline_reason = False, None, "its server replica went away"
+                    info.offline_since = info.offline_since or time.time()
+                    after = _dumps(info.snapshot())
+                await self._call(self._replace_if_same(keys=[key], args=[uuid, raw, after]))
 
     # -- mail -----------------------------------------------------------------------------------------
     async def _send(self, replica: str, message: dict[str, Any]) -> int:
         return int(await self._call(self._redis.publish(self._key("to", replica), _dumps(message))))
 
-    async def forward(self, info: ClientInfo, priority: int, record: dict[str, Any], size: int) -> str:
-        if info.online and self.alive(info.replica) and info.replica is not None:
-            if priority > info.level:
-                return "filtered"
-            if await self._send(info.replica, {"k": "rec", "u": info.user_id, "t": info.uuid, "p": priority,
-                                               "r": record, "s": size, "ps": info.is_persistent}):
-                return "sent"
-        if not info.is_persistent:
-            return "gone"
-        await self._queue.add_offline_records([(info.user_id, info.uuid, priority, time.time(), _dumps(record))])
-        if info.replica is not None and self.alive(info.replica):
-            await self._send(info.replica, {"k": "grew", "u": info.user_id, "t": info.uuid})
-        return "queued"
+    async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
+        states: dict[str, str] = {}
+        by_replica: dict[str, list[ClientInfo]] = {}
+        keep: list[ClientInfo] = []
+        for info in clients:
+            if info.online and info.replica is not None and self.alive(info.replica):
+                if priority > info.level:
+                    states[info.uuid] = "filtered"
+                else:
+                    by_replica.setdefault(info.replica, []).append(info)
+            elif info.is_persistent:
+                keep.append(info)
+            else:
+                states[info.uuid] = "gone"
+        for replica, group in by_replica.items():
+            heard = await self._send(replica, {"k": "recs", "u": group[0].user_id, "p": priority, "b": base, "s": size,
+                                               "to": [[info.uuid, info.is_persistent] for info in group]})
+            for info in group:
+                if heard:
+                    states[info.uuid] = "sent"
+                elif info.is_persistent:
+                    keep.append(info)  # its replica went away this instant: keep it for its next session
+                else:
+                    states[info.uuid] = "gone"
+        if keep:
+            now = time.time()
+            await self._queue.add_offline_records([(info.user_id, info.uuid, priority, now,
+                                                    _dumps(dict(base, target_uuid=info.uuid))) for info in keep])
+            holders: dict[str, list[str]] = {}
+            for info in keep:
+                states[info.uuid] = "queued"
+                if info.replica is not None and self.alive(info.replica):
+                    holders.setdefault(info.replica, []).append(info.uuid)
+            for replica, uuids in holders.items():
+                await self._send(replica, {"k": "grew", "u": keep[0].user_id, "to": uuids})
+        return states
 
     async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
         await self._call(self._redis.set(self._key("wait", user_id, job_id), self.replica, ex=max(1, int(ttl))))
@@ -275,12 +310,13 @@ class RedisCluster:
 
     async def _arrived(self, message: dict[str, Any]) -> None:
         kind, inbox = message.get("k"), self._inbox
-        if kind == "rec":
-            await inbox.record_arrived(message["u"], message["t"], int(message["p"]), message["r"], int(message["s"]),
-                                       bool(message.get("ps")))
+        if kind == "recs":
+            await inbox.records_arrived(message["u"], int(message["p"]), message["b"], int(message["s"]),
+                                        [(str(uuid), bool(persistent)) for uuid, persistent in message["to"]])
         elif kind == "upd":
             inbox.update_arrived(message["u"], message["j"], message["d"])
         elif kind == "let_go":
             await inbox.let_go(message["u"], message["t"])
         elif kind == "grew":
-            await inbox.queue_grew(message["u"], message["t"])
+            for uuid in message["to"]:
+                await inbox.queue_grew(message["u"], uuid)
