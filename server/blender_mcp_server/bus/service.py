@@ -185,8 +185,8 @@ class Bus:
     def measure(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
         return measure(payload, max_depth=self.settings.max_payload_depth, max_bytes=self.settings.max_payload_bytes)
 
-    def check_rate(self, caller: Caller) -> dict[str, Any] | None:
-        if self._rate.hit(caller.user_id):
+    async def check_rate(self, caller: Caller) -> dict[str, Any] | None:
+        if await self._rate.hit(caller.user_id):
             return None
         return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._rate.limit} messages a minute on your bus",
                      retry_after=self._rate.retry_after())
@@ -202,7 +202,7 @@ class Bus:
             if bad := bad_id(value, name, required=False):
                 return bad
         size, bad = self.check_payload(payload)
-        if bad := bad or self.check_rate(caller):
+        if bad := bad or await self.check_rate(caller):
             return bad
         self.registry.touch_session(caller.session_id)
         routing = choose_routing(target_uuid, group_id, client_type)
@@ -284,7 +284,7 @@ class Bus:
                    details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
         if bad := bad_id(job_id, "job_id") or bad_id(from_uuid, "from_uuid", required=False):
             return bad
-        if not self._update_rate.hit(caller.user_id):
+        if not await self._update_rate.hit(caller.user_id):
             return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._update_rate.limit} job updates a minute on your bus",
                          retry_after=self._update_rate.retry_after())
         try:
