@@ -38,3 +38,7 @@ class PersistentClient:
 
 class StoreError(Exception):
     pass
+
+
+class StoreUnavailable(StoreError):
+    """The engine behind a store cannot be reached now; the call changed nothing and may be retried."""
