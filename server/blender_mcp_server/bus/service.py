@@ -36,7 +36,7 @@ from .. import __version__
 from ..config import Settings
 from ..delivery.encoding import SharedRecord
 from ..delivery.outbox import OutboxFull
-from ..storage.counters import WindowCounter
+from ..storage.counters import CounterFactory, in_process
 from ..storage.protocols import Prunable
 from ..transport.sdk_shims import session_log_level
 from .caller import Caller
@@ -51,13 +51,15 @@ _RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing),
 
 
 class Bus:
-    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs, stores: Sequence[Prunable] = ()):
+    def __init__(self, settings: Settings, registry: Registry, jobs: Jobs, stores: Sequence[Prunable] = (),
+                 counter: CounterFactory = in_process):
         self.settings = settings
         self.registry = registry
         self.jobs = jobs
         self.liveness = Liveness(settings, registry, stores)
-        self._rate = WindowCounter(settings.messages_per_minute)
-        self._update_rate = WindowCounter(settings.job_updates_per_minute)
+        # per user, across replicas when `counter` makes shared (Redis) counters
+        self._rate = counter("messages", settings.messages_per_minute, 60.0)
+        self._update_rate = counter("job_updates", settings.job_updates_per_minute, 60.0)
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
