@@ -2,14 +2,14 @@
 
 Several servers share one bus; what one of them reported `queued` must survive the restart of any of
 them, and a rate limit must count across all of them as it would on one server. Redis holds both: one
-round trip per call, nothing kept in the replica's memory between calls.
+round trip for each frequent call (a record queued, a rate hit), nothing kept in a replica between calls.
 
 Keys, all under `prefix` (default `bmcp:`), with `member` = user id NUL uuid (printable ids hold no NUL):
 
 - `clients` (hash): member -> the client's description (JSON); `offline_since` (hash): member -> a float;
 - `q:<member>` (stream): the client's queued records, oldest first, each one field `r`: priority, created
-  and the record's JSON joined by spaces (one field, not three: a long queue is read about three times
-  faster, the reply's parsing being most of the cost); `queues` (set): the members with a stream, for `prune`;
+  and the record's JSON joined by spaces (one field, not three: a long queue read back 2-3x faster in
+  bench/bench_store.py, parsing the reply being most of the cost); `queues` (set): the members with a stream, for `prune`;
 - `rate:<name>:<key>` (hash): slot number -> events counted in that slot (`RedisWindowCounter`).
 
 Record ids are the stream entry ids packed into one int, `ms * 1_000_000 + seq` ("1722000000123-5" is
@@ -17,10 +17,11 @@ Record ids are the stream entry ids packed into one int, `ms * 1_000_000 + seq` 
 year 2262. The seq part is below a million in practice: it counts entries added to one stream within one
 millisecond. Ids are unique per queue only, so deleting names the queue: (user_id, uuid, id).
 
-Redis that cannot be reached makes every call raise `StoreUnavailable` within about `connect_timeout`
-(a refused connection: at once), and the client reconnects by itself once Redis is back. A *timeout* on
-a write is the one case where the write may still have been applied: a repeated record is dropped by its
-receiver (message_id), a repeated rate hit counts one event twice.
+Redis that cannot be reached makes every call raise `StoreUnavailable` within `connect_timeout` (a
+connect that hangs) or `timeout` (a reply that does not come); a refused connection fails at once. The
+client reconnects by itself once Redis is back. A *timeout* on a write is the one case where the write
+may still have been applied: a repeated record is dropped by its receiver (message_id), a repeated rate
+hit counts one event twice.
 
 One Redis (or a primary behind Sentinel) is assumed, not a Cluster: a transaction spans several keys.
 """
