@@ -58,17 +58,17 @@ class AuthRoutes:
             return _err(400, "invalid_request", 'send JSON {"username": "...", "password": "..."} (UTF-8 text)')
         username, password = body["username"], body["password"]
         address = request.client.host if request.client else "?"
-        if (retry_after := self.throttle.refused(address, username)) is not None:
+        if (retry_after := await self.throttle.refused(address, username)) is not None:
             return _err(429, "too_many_attempts", "too many failed logins from this address; wait and try again",
                         retry_after=retry_after)
-        await asyncio.sleep(self.throttle.delay(username))
+        await asyncio.sleep(await self.throttle.delay(username))
         record = await self.store.login_record(username)
         async with self._hashing:
             ok = await asyncio.to_thread(verify_password, password, record[1] if record else None)
         if not ok or record is None:
-            self.throttle.failed(address, username)
+            await self.throttle.failed(address, username)
             return _err(401, "invalid_credentials", "wrong username or password")
-        self.throttle.succeeded(address, username)
+        await self.throttle.succeeded(address, username)
         return JSONResponse(await self.tokens.issue_pair(record[0]))
 
     async def refresh(self, request: Request) -> JSONResponse:

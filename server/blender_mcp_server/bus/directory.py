@@ -67,7 +67,8 @@ class Registry:
         self.store = store
         self._by_user: dict[str, dict[str, ClientEntry]] = {}
         self._by_session: dict[str, dict[str, ClientEntry]] = {}  # a session belongs to one user
-        self._done_stored: list[int] = []  # stored offline records that reached their client, to delete
+        # (user_id, uuid, stored id) of stored offline records that reached their client, to delete
+        self._done_stored: list[tuple[str, str, int]] = []
         # (user_id, uuid) -> offline since (None: back online), written by the next flush: a stream's
         # close is noticed in code that cannot wait for the store.
         self._offline_since: dict[tuple[str, str], float | None] = {}
@@ -146,7 +147,8 @@ class Registry:
         (a client registering here after another replica held it, or records another replica kept)."""
         if self.store is None:
             return 0
-        have = entry.outbox.stored_ids() | set(self._done_stored)  # delivered ones wait for the next flush
+        have = entry.outbox.stored_ids() | {stored_id for user_id, uuid, stored_id in self._done_stored
+                                            if (user_id, uuid) == (entry.user_id, entry.uuid)}  # delivered: next flush
         loaded = 0
         for stored_id, priority, created, data in await self.store.offline_records(entry.user_id, entry.uuid):
             if stored_id in have:
@@ -178,7 +180,7 @@ class Registry:
         outbox = Outbox(client_uuid, max_records=self.outbox_max, max_bytes=self.outbox_max_bytes,
                         send_timeout=self.send_timeout,
                         on_stall=lambda uuid, reason: self._on_stall(user_id, uuid, reason),
-                        on_done=self._done_stored.append)
+                        on_done=lambda stored_id: self._done_stored.append((user_id, client_uuid, stored_id)))
         entry = ClientEntry(client_uuid, user_id, client_type, is_persistent, capabilities, group_id, label,
                             outbox=outbox)
         self._by_user.setdefault(user_id, {})[client_uuid] = entry
@@ -203,7 +205,7 @@ class Registry:
                                      enqueued=created)
                     restored += 1
                 except OutboxFull:
-                    over.append(stored_id)
+                    over.append((kept.user_id, kept.uuid, stored_id))
             if over:
                 await self.store.delete_offline_records(over)
         return restored
@@ -213,7 +215,7 @@ class Registry:
         persistent clients went offline or came back (batched: called by the bus's sweep; a crash before
         it only means a repeat, which receivers drop by message_id). Returns how many copies went."""
         done = self._done_stored[:]
-        self._done_stored.clear()  # in place: every outbox holds this list's append
+        self._done_stored.clear()
         offline, self._offline_since = self._offline_since, {}
         if self.store is not None:
             if done:

@@ -36,7 +36,7 @@ from .. import __version__
 from ..config import Settings
 from ..delivery.encoding import SharedRecord
 from ..delivery.outbox import OutboxFull
-from ..storage.counters import WindowCounter
+from ..storage.counters import CounterFactory, in_process
 from ..storage.protocols import Prunable
 from ..storage.records import ClientInfo
 from ..transport.sdk_shims import session_log_level
@@ -54,15 +54,16 @@ _RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing),
 
 class Bus:
     def __init__(self, settings: Settings, registry: Registry, jobs: Jobs, stores: Sequence[Prunable] = (),
-                 cluster: Cluster | None = None):
+                 cluster: Cluster | None = None, counter: CounterFactory = in_process):
         self.settings = settings
         self.registry = registry
         self.jobs = jobs
         self.liveness = Liveness(settings, registry, stores)
         self.cluster: Cluster = cluster or SingleServer()
         registry.on_change, registry.on_gone = self.cluster.note, self.cluster.note_gone
-        self._rate = WindowCounter(settings.messages_per_minute)
-        self._update_rate = WindowCounter(settings.job_updates_per_minute)
+        # per user, across replicas when `counter` makes shared (Redis) counters
+        self._rate = counter("messages", settings.messages_per_minute, 60.0)
+        self._update_rate = counter("job_updates", settings.job_updates_per_minute, 60.0)
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
@@ -216,8 +217,8 @@ class Bus:
     def measure(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
         return measure(payload, max_depth=self.settings.max_payload_depth, max_bytes=self.settings.max_payload_bytes)
 
-    def check_rate(self, caller: Caller) -> dict[str, Any] | None:
-        if self._rate.hit(caller.user_id):
+    async def check_rate(self, caller: Caller) -> dict[str, Any] | None:
+        if await self._rate.hit(caller.user_id):
             return None
         return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._rate.limit} messages a minute on your bus",
                      retry_after=self._rate.retry_after())
@@ -233,7 +234,7 @@ class Bus:
             if bad := bad_id(value, name, required=False):
                 return bad
         size, bad = self.check_payload(payload)
-        if bad := bad or self.check_rate(caller):
+        if bad := bad or await self.check_rate(caller):
             return bad
         self.registry.touch_session(caller.session_id)
         routing = choose_routing(target_uuid, group_id, client_type)
@@ -329,7 +330,7 @@ class Bus:
                    details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
         if bad := bad_id(job_id, "job_id") or bad_id(from_uuid, "from_uuid", required=False):
             return bad
-        if not self._update_rate.hit(caller.user_id):
+        if not await self._update_rate.hit(caller.user_id):
             return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._update_rate.limit} job updates a minute on your bus",
                          retry_after=self._update_rate.retry_after())
         try:

@@ -91,14 +91,19 @@ class QueueStore(Protocol):
     async def persistent_clients(self) -> list[PersistentClient]: ...
 
     async def add_offline_records(self, rows: list[tuple[str, str, int, float, str]]) -> list[int]:
-        """Keep (user_id, uuid, priority, created, record JSON) rows, all or none; their ids, in order."""
+        """Keep (user_id, uuid, priority, created, record JSON) rows, all or none; their ids, in order.
+
+        An id is unique within its client's queue (not necessarily across clients: a store may keep one
+        queue per client), and grows with each record added to that queue."""
         ...
 
     async def offline_records(self, user_id: str, uuid: str) -> list[tuple[int, int, float, dict[str, Any]]]:
         """(id, priority, created, record) of what waits for one client, oldest first."""
         ...
 
-    async def delete_offline_records(self, ids: list[int]) -> None: ...
+    async def delete_offline_records(self, ids: list[tuple[str, str, int]]) -> None:
+        """Delete the (user_id, uuid, id) records; ids already gone are no error."""
+        ...
 
 
 class Prunable(Protocol):

@@ -301,9 +301,9 @@ class SqliteStore:
                                "ORDER BY id", (user_id, uuid)).fetchall()
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
-    async def delete_offline_records(self, ids: list[int]) -> None:
+    async def delete_offline_records(self, ids: list[tuple[str, str, int]]) -> None:
         with self._transaction() as cur:
-            cur.executemany("DELETE FROM offline_records WHERE id=?", [(i,) for i in ids])
+            cur.executemany("DELETE FROM offline_records WHERE user_id=? AND uuid=? AND id=?", ids)
 
     # -- housekeeping --------------------------------------------------------------------------------
     async def prune(self, *, now: float, job_retention: float, offline_max_age: float) -> dict[str, int]:

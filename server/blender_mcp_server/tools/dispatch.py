@@ -71,7 +71,7 @@ async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, An
     if isinstance(chosen, dict):
         return chosen
     entry = chosen
-    if bad := bus.check_rate(caller):
+    if bad := await bus.check_rate(caller):
         return dispatch_answer("rate_limited", command, entry.uuid, error=bad["message"])
     job_id = new_id("j")
     payload = CommandDispatch(job_id=job_id, command=command, params=params).model_dump()
