@@ -38,3 +38,10 @@ class PersistentClient:
 
 class StoreError(Exception):
     pass
+
+
+class StoreUnavailable(StoreError):
+    """The store's engine cannot be reached now (a database down or out of connections): worth retrying.
+
+    The message names the engine, never its address's secrets; the embedded SQLite store never raises it.
+    """
