@@ -21,7 +21,8 @@ from .bus.service import Bus
 from .config import Settings
 from .gc_policy import HeapFreezer
 from .health import Health
-from .storage.sqlite import Store
+from .storage.factory import make_store
+from .storage.protocols import Store
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
 from .tools.prompts import add_prompts
@@ -74,9 +75,12 @@ class Server:
     app: Any
 
 
-def build_server(settings: Settings) -> Server:
+def build_server(settings: Settings, store: Store | None = None) -> Server:
+    """`store`: the one the settings name when not given; opened in the app's lifespan (a database pool has to
+    open in the event loop that serves) and closed at its end, so the server owns it either way."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir / "bus.sqlite3")
+    if store is None:
+        store = make_store(settings)
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else load_or_create_secret(settings.data_dir)
     tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
     registry = Registry(max_clients_per_user=settings.max_clients_per_user, outbox_max=settings.outbox_max,
@@ -90,13 +94,17 @@ def build_server(settings: Settings) -> Server:
         # A client killed with -9 keeps its MCP session 30 minutes by default; reap sooner.
         set_session_idle_timeout(http_app_ref.get("app"), MCP_PATH, settings.session_idle_timeout)
         set_max_sessions(http_app_ref.get("app"), MCP_PATH, settings.max_sessions)
+        await store.open()  # before the bus: restoring persistent clients reads the store
         await bus.start()
         freezer = asyncio.get_running_loop().create_task(HeapFreezer(registry).run(), name="heap-freezer")
         try:
             yield {}
         finally:
             freezer.cancel()
-            await bus.stop()
+            try:
+                await bus.stop()  # flushes what the outboxes delivered into the store: it closes after
+            finally:
+                await store.close()
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
                            lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout)])
