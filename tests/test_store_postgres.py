@@ -242,6 +242,7 @@ async def test_the_password_stays_out_of_errors_and_logs(postgres_server: Postgr
         await PostgresStore.connect(wrong, open_timeout=1.0)
     assert time.monotonic() - started < 5
     assert "PostgreSQL" in str(refused.value) and secret not in str(refused.value)
+    assert "password authentication failed" in str(refused.value)  # why, for whoever runs it
     assert refused.value.__cause__ is None and refused.value.__suppress_context__  # no psycopg text chained
     with pytest.raises(StoreError) as garbled:
         PostgresStore(f"postgresql://bmcp:{secret}@127.0.0.1:{postgres_server.port}/x?bogus_option=1")
@@ -327,6 +328,9 @@ async def test_two_replicas_share_users_and_tokens(postgres_server: PostgresServ
         listed = httpx.get(f"{a.url}/auth/tokens", headers={"authorization": f"Bearer {token}"}, timeout=10).json()
         assert [t["jti"] for t in listed["tokens"]] == [minted["jti"]] and listed["tokens"][0]["revoked"] == 0
         assert _mcp_status(b.url, minted["token"]) == 200
+        from_cli = a.cli("token", "create", "carol", "--label", "cli", "--database", database)
+        assert from_cli.returncode == 0, from_cli.stderr
+        assert _mcp_status(b.url, from_cli.stdout.strip()) == 200
 
         # a password changed through A (the CLI here; any replica's users are the database's) ends the
         # sessions B is serving, within its token cache's two seconds
@@ -336,7 +340,7 @@ async def test_two_replicas_share_users_and_tokens(postgres_server: PostgresServ
         while _mcp_status(b.url, auth["access_token"]) != 401:
             assert time.monotonic() - started < 3.0, "B still takes a token the password change ended"
             await asyncio.sleep(0.1)
-        assert _mcp_status(b.url, minted["token"]) == 401
+        assert _mcp_status(b.url, minted["token"]) == 401 and _mcp_status(b.url, from_cli.stdout.strip()) == 401
         assert login(b.url, "carol", "new-pw")["user"]["username"] == "carol"
     finally:
         a.stop()

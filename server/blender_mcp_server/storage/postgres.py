@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .passwords import hash_password
 from .records import JobRow, PersistentClient, StoreError, StoreUnavailable, User
@@ -199,12 +199,25 @@ class PostgresStore:
         try:
             await self._pool.open(wait=True, timeout=self._open_timeout)
             await self._create_schema()
+        except PoolTimeout as exc:
+            await self.close()
+            raise self._unavailable(await self._why_not(exc)) from None
         except psycopg.Error as exc:
             await self.close()
             raise self._unavailable(exc) from None
         except BaseException:
             await self.close()
             raise
+
+    async def _why_not(self, timeout: PoolTimeout) -> BaseException:
+        """The pool only says it timed out; one direct attempt tells an operator why (refused, a wrong
+        password, no such database)."""
+        try:
+            conn = await AsyncConnection.connect(self._pool.conninfo, **self._pool.kwargs)
+        except psycopg.Error as exc:
+            return exc
+        await conn.close()
+        return timeout
 
     async def _create_schema(self) -> None:
         async with self._pool.connection() as conn, conn.transaction():
