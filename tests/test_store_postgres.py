@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +27,7 @@ from blender_mcp_server.storage.sqlite import SqliteStore
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
-from tests.helpers import ServerProcess, free_port, login, tool_json
+from tests.helpers import ROOT, ServerProcess, free_port, login, tool_json
 from tests.services import PostgresServer
 
 pytestmark = pytest.mark.anyio
@@ -328,7 +331,11 @@ async def test_two_replicas_share_users_and_tokens(postgres_server: PostgresServ
         listed = httpx.get(f"{a.url}/auth/tokens", headers={"authorization": f"Bearer {token}"}, timeout=10).json()
         assert [t["jti"] for t in listed["tokens"]] == [minted["jti"]] and listed["tokens"][0]["revoked"] == 0
         assert _mcp_status(b.url, minted["token"]) == 200
-        from_cli = a.cli("token", "create", "carol", "--label", "cli", "--database", database)
+        # the CLI signs with the replicas' secret only when given it, as they are
+        from_cli = subprocess.run([sys.executable, "-m", "blender_mcp_server.cli", "token", "create", "carol",
+                                   "--label", "cli", "--database", database, "--data-dir", str(a.data_dir)],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=60,
+                                  env={**os.environ, "BLENDER_MCP_JWT_SECRET": jwt_secret})
         assert from_cli.returncode == 0, from_cli.stderr
         assert _mcp_status(b.url, from_cli.stdout.strip()) == 200
 

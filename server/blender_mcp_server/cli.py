@@ -143,6 +143,10 @@ async def _token(args: argparse.Namespace) -> int:
     try:
         secret = (settings.jwt_secret.get_secret_value() if settings.jwt_secret
                   else load_or_create_secret(settings.data_dir))
+        if settings.database is not None and settings.jwt_secret is None and args.action == "create":
+            # the token is recorded in the shared database, but only servers holding this key accept it
+            print(f"note: signed with {settings.data_dir / 'jwt_secret'}; replicas accept it only if they share "
+                  "that secret (set BLENDER_MCP_JWT_SECRET alike everywhere)", file=sys.stderr)
         tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
         if args.action == "revoke":
             if not await store.revoke_api_token(args.name):
