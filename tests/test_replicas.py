@@ -19,24 +19,27 @@ import httpx
 import pytest
 
 from tests.helpers import ServerProcess, bus_client, free_port, login, send, tool_json, wait_online
-from tests.services import RedisServer
+from tests.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.anyio
 SECRET = "replicas-share-this-jwt-secret-0123456789"
 
 
 class Replicas:
-    """N replicas of one bus: one Redis, one store, one JWT secret."""
+    """N replicas of one bus, as the README's reference deployment runs them: one Redis, one PostgreSQL,
+    one JWT secret."""
 
-    def __init__(self, folder: Path, redis: RedisServer, count: int = 3, **env: str):
+    def __init__(self, folder: Path, redis: RedisServer, database: PostgresServer, count: int = 3, **env: str):
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.redis = folder, redis
-        self.servers = [ServerProcess(folder, free_port(), log_name=f"replica{i}.log", env={
-            "BLENDER_MCP_REDIS": redis.url, "BLENDER_MCP_REPLICA_ID": f"r{i}", "BLENDER_MCP_JWT_SECRET": SECRET,
+        self.folder, self.redis, self.database = folder, redis, database
+        self.servers = [ServerProcess(folder / f"r{i}", free_port(), env={
+            "BLENDER_MCP_REDIS": redis.url, "BLENDER_MCP_DATABASE": database.url,
+            "BLENDER_MCP_REPLICA_ID": f"r{i}", "BLENDER_MCP_JWT_SECRET": SECRET,
             "BLENDER_MCP_REPLICA_TTL": "1.5", **env}) for i in range(count)]
 
     def start(self) -> Replicas:
         for server in self.servers:
+            server.data_dir.mkdir(parents=True, exist_ok=True)
             server.start()
         return self
 
@@ -49,10 +52,11 @@ class Replicas:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Replicas]:
+def replicas(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
+             postgres_server: PostgresServer) -> Iterator[Replicas]:
     """Three replicas for the module (each test names its own clients); a test that kills one starts it again."""
     redis_server.client().flushall()
-    group = Replicas(tmp_path_factory.mktemp("bus"), redis_server).start()
+    group = Replicas(tmp_path_factory.mktemp("bus"), redis_server, postgres_server).start()
     yield group
     group.stop()
 
@@ -121,7 +125,7 @@ async def test_a_style_a_call_on_one_replica_runs_on_a_blender_held_by_another(r
 
 
 async def test_two_users_stay_apart_across_replicas(replicas):
-    added = replicas.servers[0].cli("user", "add", "other", "--password", "other-pw")
+    added = replicas.servers[0].cli("user", "add", "other", "--password", "other-pw", "--database", replicas.database.url)
     assert added.returncode == 0 or "exists" in added.stderr, added.stderr
     async with (bus_client(replicas.url(0), uuid="demo-blender", client_type="blender") as mine,
                 bus_client(replicas.url(2), username="other", password="other-pw", uuid="theirs") as theirs):

@@ -22,8 +22,9 @@ from .bus.service import Bus
 from .config import Settings
 from .gc_policy import HeapFreezer
 from .health import Health
-from .storage.protocols import QueueStore
-from .storage.sqlite import Store
+from .storage.counters import CounterFactory, in_process
+from .storage.factory import make_store
+from .storage.protocols import QueueStore, Store
 from .tools.backend_guard import BackendGuard
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
@@ -77,25 +78,46 @@ class Server:
     app: Any
 
 
-def _cluster(settings: Settings, queue: QueueStore) -> Cluster | None:
-    """The other replicas, through Redis, when there are any (settings.redis); None for one server alone."""
+@dataclass
+class _Shared:
+    """What replicas share beyond the store (settings.redis): queues, rate counters and each other."""
+
+    queue: QueueStore
+    counters: CounterFactory
+    cluster: Cluster | None
+    closers: list[Any]
+
+
+def _shared(settings: Settings, store: Store) -> _Shared:
+    """One server alone keeps its queues in its store and counts in process; replicas use Redis for both."""
     if settings.redis is None:
-        return None
+        return _Shared(store, in_process, None, [])
+    from .storage.redis import RedisQueueStore
     from .storage.redis_cluster import RedisCluster
 
-    return RedisCluster(settings.redis.get_secret_value(), settings.replica_name, queue, prefix=settings.redis_prefix,
-                        beat=settings.replica_ttl / 3, ttl=settings.replica_ttl, timeout=settings.backend_timeout)
+    url = settings.redis.get_secret_value()
+    queue = RedisQueueStore.from_url(url, prefix=settings.redis_prefix, connect_timeout=settings.backend_timeout,
+                                     timeout=settings.backend_timeout)
+    cluster = RedisCluster(url, settings.replica_name, queue, prefix=settings.redis_prefix,
+                           beat=settings.replica_ttl / 3, ttl=settings.replica_ttl, timeout=settings.backend_timeout)
+    return _Shared(queue, queue.counters(), cluster, [queue])
 
 
-def build_server(settings: Settings) -> Server:
+def build_server(settings: Settings, store: Store | None = None) -> Server:
+    """`store`: the one the settings name when not given; opened in the app's lifespan (a database pool has to
+    open in the event loop that serves) and closed at its end, so the server owns it either way."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir / "bus.sqlite3")
+    if store is None:
+        store = make_store(settings)
+    shared = _shared(settings, store)
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else load_or_create_secret(settings.data_dir)
     tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
     registry = Registry(max_clients_per_user=settings.max_clients_per_user, outbox_max=settings.outbox_max,
-                        outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout, store=store)
+                        outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout,
+                        store=shared.queue)
     jobs = Jobs(store)
-    bus = Bus(settings, registry, jobs, stores=[store], cluster=_cluster(settings, store))
+    bus = Bus(settings, registry, jobs, stores=[store] if shared.queue is store else [store, shared.queue],
+              cluster=shared.cluster, counter=shared.counters)
     http_app_ref: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -103,19 +125,26 @@ def build_server(settings: Settings) -> Server:
         # A client killed with -9 keeps its MCP session 30 minutes by default; reap sooner.
         set_session_idle_timeout(http_app_ref.get("app"), MCP_PATH, settings.session_idle_timeout)
         set_max_sessions(http_app_ref.get("app"), MCP_PATH, settings.max_sessions)
+        await store.open()  # before the bus: restoring persistent clients reads the store
         await bus.start()
         freezer = asyncio.get_running_loop().create_task(HeapFreezer(registry).run(), name="heap-freezer")
         try:
             yield {}
         finally:
             freezer.cancel()
-            await bus.stop()
+            try:
+                await bus.stop()  # flushes what the outboxes delivered into the store: it closes after
+            finally:
+                await store.close()
+                for closer in shared.closers:
+                    await closer.close()
 
     mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
                            lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout), BackendGuard()])
     throttle = LoginThrottle(per_address_and_user=settings.login_failures_per_address_and_user,
                              per_address=settings.login_failures_per_address,
-                             per_user=settings.login_failures_per_user, max_delay=settings.login_delay_max)
+                             per_user=settings.login_failures_per_user, max_delay=settings.login_delay_max,
+                             counter=shared.counters)
     routes = AuthRoutes(store, tokens, throttle=throttle, hashes_at_once=settings.password_hashes_at_once)
     mcp.custom_route("/auth/login", methods=["POST"])(routes.login)
     mcp.custom_route("/auth/refresh", methods=["POST"])(routes.refresh)

@@ -12,23 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .storage.factory import open_store
 from .storage.passwords import has_password
 from .storage.records import StoreError
-from .storage.sqlite import Store
 from .transport.sdk_shims import quiet_sdk_request_logs
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "public_url", "redis", "replica_id"):
+    for name in ("host", "port", "data_dir", "public_url", "database", "redis", "replica_id"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
     return Settings(**overrides)
-
-
-def _store(settings: Settings) -> Store:
-    return Store(settings.data_dir / "bus.sqlite3")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -96,11 +92,16 @@ def _password(args: argparse.Namespace) -> str:
 
 async def _demo_user_allowed(settings: Settings) -> bool:
     """Make demo/demo in an empty store (when settings allow); False when it may not be served here."""
-    store = _store(settings)
+    store = await open_store(settings)
     try:
         if await store.user_count() == 0 and settings.demo_user:
-            await store.add_user("demo", "demo")
-            print("created the demo user demo/demo (for local use only; add your own with `user add`)")
+            try:
+                await store.add_user("demo", "demo")
+                print("created the demo user demo/demo (for local use only; add your own with `user add`)")
+            except StoreError:
+                # replicas starting at once on an empty shared database: one of them makes it
+                if await store.find_user("demo") is None:
+                    raise
         return (settings.is_loopback_bind() or settings.allow_insecure_demo
                 or not await has_password(store, "demo", "demo"))
     finally:
@@ -113,7 +114,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 async def _user(args: argparse.Namespace, password: str) -> int:
-    store = _store(_settings(args))
+    store = await open_store(_settings(args))
     try:
         if args.action == "add":
             await store.add_user(args.name, password)
@@ -138,10 +139,14 @@ async def _token(args: argparse.Namespace) -> int:
     from .auth.tokens import TokenService, load_or_create_secret
 
     settings = _settings(args)
-    store = _store(settings)
+    store = await open_store(settings)
     try:
         secret = (settings.jwt_secret.get_secret_value() if settings.jwt_secret
                   else load_or_create_secret(settings.data_dir))
+        if settings.database is not None and settings.jwt_secret is None and args.action == "create":
+            # the token is recorded in the shared database, but only servers holding this key accept it
+            print(f"note: signed with {settings.data_dir / 'jwt_secret'}; replicas accept it only if they share "
+                  "that secret (set BLENDER_MCP_JWT_SECRET alike everywhere)", file=sys.stderr)
         tokens = TokenService(store, secret, settings.access_ttl, settings.refresh_ttl, settings.api_token_ttl)
         if args.action == "revoke":
             if not await store.revoke_api_token(args.name):
@@ -173,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blender-mcp-server", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=None, help="folder of the SQLite file and JWT secret")
+    common.add_argument("--database", default=None, metavar="URL",
+                        help="postgresql://user:password@host/db: users, tokens and jobs live there, shared by every "
+                             "replica (prefer BLENDER_MCP_DATABASE: a command line shows in `ps`)")
     sub = parser.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", parents=[common], help="run the bus server (default)")

@@ -19,6 +19,24 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(default="", description="comma-separated addresses of reverse proxies whose "
                                  "X-Forwarded-For is believed (none by default)")
 
+    database: SecretStr | None = Field(default=None, description=(
+        "a postgresql:// URL (postgresql://user:password@host:5432/dbname). Users, tokens and jobs (and "
+        "persistent clients with their queued records) then live there, so every replica shares them and a "
+        "user made on one logs in on all; unset: the SQLite file data_dir/bus.sqlite3. Give replicas the same "
+        "jwt_secret too"))
+    database_pool_min: int = Field(default=1, ge=0, description="connections each server keeps open to the database")
+    database_pool_size: int = Field(default=10, ge=1, description="at most this many connections per server "
+                                    "process (replicas x this must stay under the database's max_connections)")
+    database_connect_timeout: int = Field(default=2, ge=1, description="seconds one connection attempt may take "
+                                          "(libpq counts whole seconds, at least 2)")
+    database_timeout: float = Field(default=2.0, gt=0, description="seconds a call waits for a pooled connection; "
+                                    "with the database away, calls fail this fast (HTTP 503 backend_unavailable)")
+    database_open_timeout: float = Field(default=10.0, gt=0, description="seconds start-up waits for the database "
+                                         "before giving up")
+    database_reconnect_timeout: float = Field(default=5.0, gt=0, description="seconds a lost pooled connection is "
+                                              "retried (with doubling delays) before its slot is freed for a fresh "
+                                              "attempt: bounds how long after an outage the pool takes to heal")
+
     jwt_secret: SecretStr | None = Field(default=None, description="else generated once into data_dir")
     access_ttl: int = 3600
     refresh_ttl: int = 30 * 24 * 3600
@@ -94,6 +112,13 @@ class Settings(BaseSettings):
         if self.max_sessions <= self.max_sessions_per_user:
             raise ValueError(f"max_sessions ({self.max_sessions}) must be greater than max_sessions_per_user "
                              f"({self.max_sessions_per_user})")
+        return self
+
+    @model_validator(mode="after")
+    def _pool_bounds_in_order(self) -> Settings:
+        if self.database_pool_min > self.database_pool_size:
+            raise ValueError(f"database_pool_min ({self.database_pool_min}) must not exceed database_pool_size "
+                             f"({self.database_pool_size})")
         return self
 
     @property

@@ -7,7 +7,9 @@ hand out the tokens that /mcp demands.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -15,6 +17,8 @@ from starlette.responses import JSONResponse
 
 from ..storage.passwords import verify_password
 from ..storage.protocols import Accounts
+from ..storage.records import StoreUnavailable
+from .provider import backend_unavailable_response
 from .throttle import LoginThrottle
 from .tokens import TokenError, TokenService
 
@@ -41,6 +45,23 @@ def _encodable(*texts: str) -> bool:
     return True
 
 
+Route = Callable[["AuthRoutes", Request], Awaitable[JSONResponse]]
+
+
+def _store_may_be_away(route: Route) -> Route:
+    """A route whose store is unreachable answers 503 backend_unavailable at once (the store fails fast), so a
+    client can tell "try again shortly" from a wrong password or a bad token."""
+
+    @functools.wraps(route)
+    async def answer(self: AuthRoutes, request: Request) -> JSONResponse:
+        try:
+            return await route(self, request)
+        except StoreUnavailable as exc:
+            return backend_unavailable_response(str(exc))
+
+    return answer
+
+
 class AuthRoutes:
     def __init__(self, store: Accounts, tokens: TokenService, *, throttle: LoginThrottle,
                  hashes_at_once: int):
@@ -51,6 +72,7 @@ class AuthRoutes:
         # of logins queues behind itself instead of stalling every bus call and /health.
         self._hashing = asyncio.Semaphore(hashes_at_once)
 
+    @_store_may_be_away
     async def login(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
         if (body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str)
@@ -71,6 +93,7 @@ class AuthRoutes:
         await self.throttle.succeeded(address, username)
         return JSONResponse(await self.tokens.issue_pair(record[0]))
 
+    @_store_may_be_away
     async def refresh(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
         if body is None or not isinstance(body.get("refresh_token"), str):
@@ -81,6 +104,7 @@ class AuthRoutes:
             return _err(401, "invalid_token", str(exc))
         return JSONResponse(await self.tokens.issue_pair(user))
 
+    @_store_may_be_away
     async def logout(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
         if body is None or not isinstance(body.get("refresh_token"), str):
@@ -97,6 +121,7 @@ class AuthRoutes:
         except TokenError as exc:
             return _err(401, "invalid_token", str(exc))
 
+    @_store_may_be_away
     async def api_tokens(self, request: Request) -> JSONResponse:
         """GET: list your API tokens; POST {name, ttl_days?}: mint one (the panel's "copy config" button).
 
@@ -120,6 +145,7 @@ class AuthRoutes:
                                              minted_with=claims)
         return JSONResponse({"token": issued.token, "jti": issued.jti, "expires": issued.expires, "name": name})
 
+    @_store_may_be_away
     async def revoke_api_token(self, request: Request) -> JSONResponse:
         claims = await self._bearer(request)
         if isinstance(claims, JSONResponse):

@@ -117,6 +117,11 @@ class Accounts(UserStore, TokenStore, Protocol):
 
 
 class Store(Accounts, JobStore, QueueStore, Prunable, Protocol):
-    """All four jobs in one engine (the embedded SQLite store)."""
+    """All four jobs in one engine (the embedded SQLite store, or PostgreSQL for replicas)."""
+
+    async def open(self) -> None:
+        """Connect and make the schema: constructing a store touches no network, so the server can build
+        everything at import time and open the store inside its event loop. Raises StoreUnavailable."""
+        ...
 
     async def close(self) -> None: ...

@@ -43,7 +43,10 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The engine behind a store cannot be reached now; the call changed nothing and may be retried."""
+    """The store's engine cannot be reached now (a database down or out of connections): worth retrying.
+
+    The message names the engine, never its address's secrets; the embedded SQLite store never raises it.
+    """
 
 
 @dataclass

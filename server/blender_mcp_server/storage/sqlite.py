@@ -117,6 +117,9 @@ class SqliteStore:
         self._db.executescript("BEGIN;" + (_BEFORE_SCHEMA_V2 if old else "") + _SCHEMA
                                + (_AFTER_SCHEMA_V2 if old else "") + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
 
+    async def open(self) -> None:
+        """Nothing to do: the file is opened (and migrated) by the constructor, which is local and quick."""
+
     async def close(self) -> None:
         with self._lock:
             self._db.close()
