@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 
 from ..storage.protocols import Accounts
-from ..storage.records import User
+from ..storage.records import StoreUnavailable, User
 
 ISSUER = "blender-mcp-bus"
 ACCESS_AUDIENCE = "blender-mcp"
@@ -27,6 +27,7 @@ REFRESH_AUDIENCE = "blender-mcp-refresh"
 ALGORITHM = "HS256"
 _BEARER_TYPES = ("access", "api")
 _CACHE_SECONDS = 2.0  # how long a user/API-token lookup is trusted; revocation takes effect within this
+_STALE_SECONDS = 300.0  # how long past that a lookup still stands in while the store is out of reach
 
 
 class TokenError(Exception):
@@ -151,7 +152,16 @@ class TokenService:
         hit = cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        value = await lookup(key)
+        try:
+            value = await lookup(key)
+        except StoreUnavailable:
+            # A signed, unexpired token this server checked before stays good while the store is out of reach
+            # (its revocation takes effect once the store is back): the calls it carries then answer
+            # backend_unavailable themselves, where they touch the store, instead of the whole session failing.
+            # A token never checked here is refused.
+            if hit is None or now - hit[0] > _STALE_SECONDS:
+                raise
+            return hit[1]
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = (now + _CACHE_SECONDS, value)
