@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     ping_timeout: float = 5.0
     session_idle_timeout: float = 300.0
 
+    # GET /metrics (metrics.py): aggregate numbers only, no user names, uuids or job ids. Without a token it
+    # is served on a loopback bind (the machine's own Prometheus or agent) and elsewhere only when
+    # metrics_public says so; behind a load balancer, give each replica the token and scrape it directly.
+    replica_id: str | None = Field(default=None, description="this process's name in bmcp_info{replica} when "
+                                   "several replicas serve one bus; default <hostname>:<port>")
+    metrics_token: SecretStr | None = Field(default=None, description="when set, GET /metrics needs "
+                                            "'Authorization: Bearer <token>' (401 otherwise), on any bind")
+    metrics_public: bool = Field(default=False, description="without metrics_token, serve /metrics to anyone on "
+                                 "a non-loopback bind too (else it answers 403 there); on a loopback bind it is "
+                                 "always served")
+
     @model_validator(mode="after")
     def _one_user_cannot_fill_the_server(self) -> Settings:
         if self.max_sessions <= self.max_sessions_per_user:
