@@ -21,6 +21,7 @@ from .bus.service import Bus
 from .config import Settings
 from .gc_policy import HeapFreezer
 from .health import Health
+from .metrics import Metrics
 from .storage.sqlite import Store
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
@@ -83,6 +84,7 @@ def build_server(settings: Settings) -> Server:
                         outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout, store=store)
     jobs = Jobs(store)
     bus = Bus(settings, registry, jobs, stores=[store])
+    bus.metrics = Metrics(settings, registry, jobs)
     http_app_ref: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -110,6 +112,7 @@ def build_server(settings: Settings) -> Server:
     mcp.custom_route("/auth/tokens", methods=["GET", "POST"])(routes.api_tokens)
     mcp.custom_route("/auth/tokens/{jti}", methods=["DELETE"])(routes.revoke_api_token)
     mcp.custom_route("/health", methods=["GET"])(Health(registry).route)
+    mcp.custom_route("/metrics", methods=["GET"])(bus.metrics.route)
 
     add_bus_tools(mcp, bus)
     add_dispatch_tools(mcp, bus)
