@@ -219,7 +219,7 @@ class Bus:
             await self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
                              command=payload.get("command") or payload.get("message_type"))
         if self.metrics is not None:
-            self.metrics.messages.inc()
+            self.metrics.messages += 1
         return await self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid,
                                   job_id=job_id, size=size)
 
@@ -308,7 +308,7 @@ class Bus:
             return bad
         self.registry.touch_session(caller.session_id)
         if self.metrics is not None:
-            self.metrics.job_updates.inc()
+            self.metrics.job_updates += 1
         job = await self.jobs.get(caller.user_id, job_id)
         if job is not None:
             payload.setdefault("command", job.command)
