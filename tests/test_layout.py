@@ -75,7 +75,7 @@ _SERVER_LAYERS = {
     "transport": {"delivery"},
     "bus": {"config", "delivery", "storage", "transport"},
     "auth": {"storage"},
-    "tools": {"bus", "transport"},
+    "tools": {"bus", "storage", "transport"},
 }
 
 

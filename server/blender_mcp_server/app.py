@@ -22,6 +22,7 @@ from .bus.service import Bus
 from .config import Settings
 from .gc_policy import HeapFreezer
 from .health import Health
+from .metrics import Metrics
 from .storage.counters import CounterFactory, in_process
 from .storage.factory import make_store
 from .storage.protocols import QueueStore, Store
@@ -118,6 +119,7 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
     jobs = Jobs(store)
     bus = Bus(settings, registry, jobs, stores=[store] if shared.queue is store else [store, shared.queue],
               cluster=shared.cluster, counter=shared.counters)
+    bus.metrics = Metrics(settings, registry, jobs)
     http_app_ref: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -152,6 +154,7 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
     mcp.custom_route("/auth/tokens", methods=["GET", "POST"])(routes.api_tokens)
     mcp.custom_route("/auth/tokens/{jti}", methods=["DELETE"])(routes.revoke_api_token)
     mcp.custom_route("/health", methods=["GET"])(Health(registry).route)
+    mcp.custom_route("/metrics", methods=["GET"])(bus.metrics.route)
 
     add_bus_tools(mcp, bus)
     add_dispatch_tools(mcp, bus)

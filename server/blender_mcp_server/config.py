@@ -106,6 +106,14 @@ class Settings(BaseSettings):
                                "this) that a silent replica counts as gone, and its clients with it")
     backend_timeout: float = Field(default=2.0, gt=0, description="how long a call waits on Redis or the "
                                    "database before it answers backend_unavailable")
+    # GET /metrics (metrics.py): aggregate numbers only, no user names, uuids or job ids. Without a token it
+    # is served on a loopback bind (the machine's own Prometheus or agent) and elsewhere only when
+    # metrics_public says so; behind a load balancer, give each replica the token and scrape it directly.
+    metrics_token: SecretStr | None = Field(default=None, description="when set, GET /metrics needs "
+                                            "'Authorization: Bearer <token>' (401 otherwise), on any bind")
+    metrics_public: bool = Field(default=False, description="without metrics_token, serve /metrics to anyone on "
+                                 "a non-loopback bind too (else it answers 403 there); on a loopback bind it is "
+                                 "always served")
 
     @model_validator(mode="after")
     def _one_user_cannot_fill_the_server(self) -> Settings:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -48,6 +48,9 @@ from .liveness import Liveness
 from .router import choose_routing, fan_out
 from .validation import MAX_CAPABILITIES, MAX_ID, bad_id, check_payload, measure
 
+if TYPE_CHECKING:  # types only: metrics.py sits above bus/ and imports it
+    from ..metrics import Metrics
+
 log = logging.getLogger(__name__)
 _RECORD_OVERHEAD = 300  # a record's envelope around its payload (ids, routing), in bytes, for the byte bounds
 
@@ -67,6 +70,7 @@ class Bus:
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
+        self.metrics: Metrics | None = None  # set by app.py; None: no counting at all
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -246,6 +250,8 @@ class Bus:
         if job_id and payload.get("message_type") not in ("job_update", "cancel_job") and payload.get("kind") != "job_update":
             await self.jobs.record(caller.user_id, job_id, originator=from_uuid, target=routing.target_uuid,
                              command=payload.get("command") or payload.get("message_type"))
+        if self.metrics is not None:
+            self.metrics.messages += 1
         return await self.deliver(caller.user_id, recipients, routing, payload, prio, from_uuid=from_uuid,
                                   job_id=job_id, size=size)
 
@@ -283,6 +289,8 @@ class Bus:
                 to_store.append((item, data, entry.uuid))
         if to_store:
             await self._keep_queued(user_id, prio, to_store)
+        if self.metrics is not None:
+            self.metrics.delivered(delivery)
         states = set(delivery.values())
         if not recipients:
             status = "no_recipients"
@@ -345,6 +353,8 @@ class Bus:
         if bad:
             return bad
         self.registry.touch_session(caller.session_id)
+        if self.metrics is not None:
+            self.metrics.job_updates += 1
         job = await self.jobs.get(caller.user_id, job_id)
         if job is not None:
             payload.setdefault("command", job.command)

@@ -10,10 +10,11 @@ to the waiting call in-process. Every outcome is a dict in the spec's shape.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from blender_mcp_addon.protocol import DEFAULT_PRIORITY, CommandDispatch, Routing, new_id
 from blender_mcp_addon.protocol.answers import dispatch_answer
@@ -30,6 +31,22 @@ ProgressFn = Callable[[float, str | None], Awaitable[None]]
 HINT_NO_CLIENT = ("No Blender client connected to your bus. Open Blender, enable the BlenderMCP addon, "
                   "click Login then Connect.")
 HINT_AMBIGUOUS = "Multiple Blender clients connected; pass target_uuid=<one of candidates> to disambiguate."
+
+_P = ParamSpec("_P")
+_DispatchFn = Callable[Concatenate[Bus, Caller, str, _P], Awaitable[dict[str, Any]]]
+
+
+def _measured(fn: _DispatchFn[_P]) -> _DispatchFn[_P]:
+    """Give the bus's metrics (when it has them) every answer and how long it took; a wrapper, so every
+    return of `dispatch`, now or added later, is counted."""
+    @functools.wraps(fn)
+    async def measured(bus: Bus, caller: Caller, command: str, *args: _P.args, **kwargs: _P.kwargs) -> dict[str, Any]:
+        started = time.perf_counter()
+        answer = await fn(bus, caller, command, *args, **kwargs)
+        if bus.metrics is not None:
+            bus.metrics.dispatched(command, answer, time.perf_counter() - started)
+        return answer
+    return measured
 
 
 async def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str | None) -> ClientInfo | dict[str, Any]:
@@ -53,6 +70,7 @@ async def choose_target(bus: Bus, caller: Caller, command: str, target_uuid: str
     return candidates[0]
 
 
+@_measured
 async def dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, Any], *, target_uuid: str | None,
                    timeout: float, progress: ProgressFn | None = None) -> dict[str, Any]:
     try:
