@@ -196,3 +196,17 @@ async def run_calls(callers: list[Any]) -> None:
         for _ in range(5):
             answer = tool_json(await caller.call_tool("blender_get_scene_info", {}))
             assert answer["status"] == "completed", answer
+
+
+async def test_a_soak_across_replicas_loses_nothing_and_keeps_memory_flat(replicas):
+    """Mixed traffic (every routing mode, every priority) among clients spread over the three replicas."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from bench_soak import soak
+
+    pids = [s.proc.pid for s in replicas.servers if s.proc is not None]
+    out = await soak([s.url for s in replicas.servers], pids, seconds=30, n=24)
+    assert out["sent"] > 100 and out["lost"] == 0 and out["extra"] == 0, out
+    first, last = out["samples"][1] if len(out["samples"]) > 2 else out["samples"][0], out["samples"][-1]
+    assert all(b - a < 40 for a, b in zip(first, last, strict=True)), out["samples"]  # MB per replica
