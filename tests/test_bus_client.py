@@ -36,3 +36,31 @@ async def test_queued_replies_go_out_together_and_a_malformed_one_loses_only_its
             assert [r["payload"]["result"] for r in replies] == ["one", "three"]  # in order
         finally:
             await asyncio.to_thread(client.stop)
+
+
+async def test_tool_calls_reuse_their_connection(server):
+    """The SDK closes a POST's SSE answer before its last chunk, which cost each job update and heartbeat
+    a new TCP connection (client/keepalive.py): now they share the connections of the pool."""
+    from tests.tcp_proxy import CuttableProxy
+
+    proxy = await CuttableProxy(server.port).start()
+    client = BusClient(ClientConfig(server_url=proxy.url, client_uuid="bc-reuse", client_type="blender",
+                                    list_clients=False),
+                       TokenKeeper(proxy.url, username="demo", password="demo"), on_record=lambda *_: None)
+    client.start()
+    try:
+        deadline = time.monotonic() + 15
+        while client.state.status != "connected" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.state.status == "connected", client.state.describe()
+        before = proxy.connections
+        for i in range(20):  # one at a time: each is its own blender_job_updates call
+            client.job_update(f"reuse-{i}", "completed", result=i)
+            deadline = time.monotonic() + 5
+            while client.pending_updates() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
+        assert proxy.connections - before <= 2, f"{proxy.connections - before} new connections for 20 calls"
+    finally:
+        await asyncio.to_thread(client.stop)
+        await proxy.stop()

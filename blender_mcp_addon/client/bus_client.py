@@ -28,6 +28,7 @@ from ..protocol import priority_from_level
 from ..protocol.answers import PERMANENT_REGISTRATION_ERRORS, ErrorCode, is_error, read_answer
 from ..protocol.versions import PROTOCOL_VERSION, RELEASE, server_incompatibility
 from .auth import AuthError, TokenKeeper
+from .keepalive import client_factory
 from .records import bus_record_of
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,8 @@ class BusClient:
 
         assert self._stop is not None
         await self.keeper.ensure()
-        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth())
+        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth(),
+                                            httpx_client_factory=client_factory)
         client = Client(transport, message_handler=self._handle, log_handler=_ignore_logs, timeout=READ_TIMEOUT,
                         init_timeout=15)
         async with client:
