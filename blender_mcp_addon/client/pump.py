@@ -80,5 +80,6 @@ class MessagePump:
         return None
 
     def __len__(self) -> int:
-        with self._cond:
-            return len(self._heap)
+        # No lock: the GUI timer asks this every few ms while idle, and one read of a list's length is atomic
+        # (heappush and heappop change the list within one call, under the GIL or the list's own lock).
+        return len(self._heap)
