@@ -17,6 +17,7 @@ from .gc_policy import HeapFreezer
 from .http_routes import AuthRoutes
 from .jobs import Jobs
 from .json_depth import JsonDepthGuard
+from .post_answers import PostAnswers
 from .quiet_ping import QuietPing
 from .registry import Registry
 from .sdk_shims import sdk_open_session_ids, session_manager, set_max_sessions, set_session_idle_timeout
@@ -117,6 +118,7 @@ def build_server(settings: Settings) -> Server:
         Middleware(JsonDepthGuard, limit=settings.max_json_depth, mcp_path=MCP_PATH),
         Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,
                    idle_timeout=settings.session_idle_timeout, path=MCP_PATH),
-        Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
+        Middleware(StreamWatch, registry=registry, path=MCP_PATH),
+        Middleware(PostAnswers, path=MCP_PATH)])
     http_app_ref["app"] = app
     return Server(settings, store, tokens, registry, jobs, bus, mcp, app)
