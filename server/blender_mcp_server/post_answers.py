@@ -29,11 +29,12 @@ _ANSWER = re.compile(rb'event: message\r\ndata: \{"jsonrpc":"2\.0","id":(?:-?\d+
 class _Held:
     """The send of one POST's response, holding its head and its answer event for a moment."""
 
-    __slots__ = ("_send", "_lock", "_start", "_body", "_timer")
+    __slots__ = ("_send", "_lock", "_sse", "_start", "_body", "_timer")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._lock = asyncio.Lock()
+        self._sse = False  # this response is an SSE stream (its head was held)
         self._start: Message | None = None
         self._body: bytes | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -41,14 +42,17 @@ class _Held:
     async def __call__(self, message: Message) -> None:
         async with self._lock:
             kind = message["type"]
-            if kind == "http.response.start" and self._start is None and _is_sse(message):
+            if kind == "http.response.start" and not self._sse and _is_sse(message):
+                self._sse = True
                 self._start = message
                 self._timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._flush_soon)
                 return
-            if kind == "http.response.body" and (self._start is not None or self._body is not None):
+            if kind == "http.response.body" and self._sse:
                 body, more = message.get("body", b""), message.get("more_body", False)
                 if more and self._body is None and _ANSWER.match(body):
                     self._body = body  # the end of the stream follows: they leave together
+                    if self._timer is None:
+                        self._timer = asyncio.get_running_loop().call_later(HOLD_SECONDS, self._flush_soon)
                     return
                 await self._flush(body, more)
                 return
