@@ -45,3 +45,21 @@ def test_an_idle_tick_does_not_drain_and_a_record_is_run_at_the_next_tick():
     assert runtime.drains == 1 and len(runtime.pump) == 0
     assert tick() == drivers.TIMER_ACTIVE_INTERVAL and runtime.drains == 1
     assert drivers.make_timer(lambda: None)() is None  # no runtime: the timer unregisters itself
+
+
+def test_the_headless_wait_wakes_at_a_push_from_another_thread_and_at_wake():
+    import threading
+    import time
+
+    pump = MessagePump()
+    assert not pump.wait(0.01)  # nothing queued: it times out
+    timer = threading.Timer(0.05, lambda: pump.push(6, {"message_id": "w1"}))
+    timer.start()
+    started = time.monotonic()
+    assert pump.wait(5.0) and time.monotonic() - started < 2.0
+    assert pump.pop() is not None
+    threading.Timer(0.05, pump.wake).start()  # a stop request: wakes it with nothing queued
+    started = time.monotonic()
+    assert not pump.wait(5.0) and time.monotonic() - started < 2.0
+    assert pump.push(6, {"message_id": "w1"}) is False  # a repeat of a message_id is dropped
+    pump.close()
