@@ -6,9 +6,12 @@ Starts the server, a real Blender window under Xvfb with the built zip (logged i
 the add-on's operators: bench/gui_window.py), and a headless worker on the bpy module; then a plain
 fastmcp client calls `blender_execute_code {"code": "x = 1"}` and `blender_get_scene_info` back to
 back into each, prints p50/p90/p99, the headless worker's jobs/s with 16 calls in flight, and the window
-Blender's CPU use (and the server's) over --idle-seconds twice: right after the calls, while the drainer
-still polls every 4 ms, and once it has backed off (runtime/drivers.py: ACTIVE_SECONDS later). `--blender` is the window's Blender
-as shell words (default: `blender` on PATH, Debian's 3.4 here; e.g. a chroot launcher for 5.2).
+Blender's CPU use (and the server's) over --idle-seconds twice: right after the calls, while the drainer's
+timer backs off, and once it has (runtime/drivers.py: IDLE_AFTER_SECONDS after the last job). The window's
+CPU is split into its main thread (Blender itself and the drainer's timer) and the add-on's bus client
+thread, and set beside a second window of the same Blender without the add-on, idle over the same seconds:
+Blender's own floor, so the add-on's share is the difference. `--blender` is the window's Blender as shell
+words (default: `blender` on PATH, Debian's 3.4 here; e.g. a chroot launcher for 5.2).
 `--zip` installs another build of the extension in both (default: the one in dist/), for A/B runs.
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 from _common import ROOT, pct, run_bench, start_server
 
 from blender_mcp_addon.protocol.answers import read_answer
-from blender_mcp_addon.runtime.drivers import ACTIVE_SECONDS
+from blender_mcp_addon.runtime.drivers import IDLE_AFTER_SECONDS
 from tests.blender_worker import Worker, extension_zip
 from tests.helpers import bus_client, login, wait_online
 
@@ -38,9 +41,10 @@ WINDOW_UUID = "blender-gui-bench"
 HEADLESS_UUID = "blender-headless-bench"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process (or one of its threads), from /proc (clock ticks)."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -50,13 +54,15 @@ def line(name: str, lat: list[float]) -> None:
           f"   min {min(ms):6.2f} ms", flush=True)
 
 
-async def idle_cpu(phase: str, pids: dict[str, int], seconds: float) -> None:
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
+async def idle_cpu(phase: str, pids: dict[str, tuple[int, int | None]], seconds: float) -> None:
+    """CPU of each (pid, thread id or None for the whole process) over the same `seconds`."""
+    before = {name: cpu_seconds(*ids) for name, ids in pids.items()}, time.monotonic()
     await asyncio.sleep(seconds)
     wall = time.monotonic() - before[1]
-    for name, pid in pids.items():
-        share = 100 * (cpu_seconds(pid) - before[0][name]) / wall
-        print(f"{'CPU of the ' + name + ', ' + phase:<78} {share:6.2f} % of a core over {wall:.0f} s", flush=True)
+    print(f"CPU, {phase}, over {wall:.0f} s (% of a core):", flush=True)
+    for name, ids in pids.items():
+        share = 100 * (cpu_seconds(*ids) - before[0][name]) / wall
+        print(f"  {name:<58} {share:6.2f} %", flush=True)
 
 
 async def round_trips(client, tool: str, args: dict, n: int) -> list[float]:
@@ -87,14 +93,20 @@ async def main(quick: bool, blender: list[str], idle_seconds: float, zip_path: s
                                str(ROOT / "bench/gui_window.py"), "--", zip_path, server.url, WINDOW_UUID,
                                str(out)], stdout=open(out / "blender.log", "wb"), stderr=subprocess.STDOUT, env=env,
                               start_new_session=True)
+    # The same Blender without the add-on, idle beside it: Blender's own cost over the same seconds.
+    bare = subprocess.Popen(["xvfb-run", "-a", "-n", "140", "-s", "-screen 0 1280x800x24", *blender, "--python",
+                             str(ROOT / "bench/gui_window.py"), "--", "-", server.url, "-", str(out)],
+                            stdout=open(out / "bare.log", "wb"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
     worker = Worker(server.url, out / "headless", HEADLESS_UUID, zip_path=zip_path)
     try:
         deadline = time.monotonic() + 180
-        while not (out / "ready").exists():
+        while not (out / "ready").exists() or not (out / "ready-bare").exists():
             if (out / "failed").exists() or window.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the window did not connect: {(out / 'blender.log').read_text()[-2000:]}")
             await asyncio.sleep(0.2)
         ready = json.loads((out / "ready").read_text())
+        bare_pid = json.loads((out / "ready-bare").read_text())["pid"]
         async with bus_client(server.url, uuid="bench-gui-watch") as watch:
             await wait_online(watch, WINDOW_UUID, timeout=60)
             await wait_online(watch, HEADLESS_UUID, timeout=120)
@@ -120,15 +132,22 @@ async def main(quick: bool, blender: list[str], idle_seconds: float, zip_path: s
                   flush=True)
         last_job = time.monotonic()
         await asyncio.sleep(2)  # let the last replies and redraws settle
-        pids = {"window Blender": ready["pid"], "server": server.proc.pid}
-        await idle_cpu("right after the calls (4 ms polling)", pids, idle_seconds)
-        if backoff:  # the drainer backs off ACTIVE_SECONDS after the last record it ran
-            await asyncio.sleep(max(0.0, ACTIVE_SECONDS + 1 - (time.monotonic() - last_job)))
-            await idle_cpu(f"idle {ACTIVE_SECONDS:.0f} s after the last call (50 ms polling)", pids, idle_seconds)
+        pid = ready["pid"]
+        pids = {"window Blender with the add-on, connected": (pid, None),
+                "  its main thread (Blender, the drainer's timer)": (pid, pid),
+                **({"  its bus client thread": (pid, ready["bus_thread"])} if ready.get("bus_thread") else {}),
+                "window Blender without the add-on (same seconds)": (bare_pid, None),
+                "server": (server.proc.pid, None)}
+        await idle_cpu("right after the calls (the timer backing off from 4 ms)", pids, idle_seconds)
+        if backoff:  # the timer reaches its idle pace IDLE_AFTER_SECONDS after the last job it ran
+            await asyncio.sleep(max(0.0, IDLE_AFTER_SECONDS + 1 - (time.monotonic() - last_job)))
+            await idle_cpu(f"idle {IDLE_AFTER_SECONDS:.0f} s after the last call (the timer at its idle pace)", pids,
+                           idle_seconds)
     finally:
         worker.stop()
-        if window.poll() is None:
-            os.killpg(window.pid, signal.SIGKILL)
+        for proc in (window, bare):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
         server.stop()
         shutil.rmtree(out, ignore_errors=True)
 

@@ -4,13 +4,15 @@
 
 Everything is done through the add-on's own operators from one `bpy.app.timers` step that unregisters
 itself once connected, so nothing of the benchmark's own runs in the window while it is measured.
-Writes OUTDIR/ready (this Blender's pid and version) once connected.
+Writes OUTDIR/ready (this Blender's pid and version, and the bus client thread's id) once connected.
+ZIP `-`: no add-on at all (Blender's own idle cost, for comparison); writes OUTDIR/ready-bare.
 """
 
 import importlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +33,9 @@ def install() -> str:
 
 
 def step():
+    if ZIP == "-":
+        (OUT / "ready-bare").write_text(json.dumps({"pid": os.getpid(), "blender": bpy.app.version_string}))
+        return None
     if state["pkg"] is None:
         state["pkg"] = install()
         prefs = bpy.context.preferences.addons[state["pkg"]].preferences
@@ -40,7 +45,9 @@ def step():
         return 0.1
     runtime = importlib.import_module(state["pkg"] + ".session").get_runtime()
     if runtime is not None and runtime.state.status == "connected":
-        (OUT / "ready").write_text(json.dumps({"pid": os.getpid(), "blender": bpy.app.version_string}))
+        bus = next((t.native_id for t in threading.enumerate() if t.name == "blender-mcp-bus"), None)
+        (OUT / "ready").write_text(json.dumps({"pid": os.getpid(), "blender": bpy.app.version_string,
+                                               "bus_thread": bus}))
         return None
     if time.time() - state["since"] > 60:
         (OUT / "failed").write_text(runtime.state.describe() if runtime else "no runtime")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import socket
+import time
 import uuid as uuid_mod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,22 @@ def note_file_saved() -> None:
 
 def unsaved_changes(is_dirty: bool) -> bool:
     return is_dirty or _changed_since_save
+
+
+# When the sidebar panel last drew itself (time.monotonic()): the bus's client list is fetched only while
+# someone may be looking at it.
+PANEL_LOOKED_AT_SECONDS = 15.0
+_panel_drawn_at = float("-inf")
+
+
+def note_panel_drawn() -> None:
+    global _panel_drawn_at
+    _panel_drawn_at = time.monotonic()
+
+
+def panel_recently_drawn() -> bool:
+    """Any thread: whether the panel drew itself in the last PANEL_LOOKED_AT_SECONDS."""
+    return time.monotonic() - _panel_drawn_at < PANEL_LOOKED_AT_SECONDS
 
 
 def get_runtime() -> Runtime | None:

@@ -99,7 +99,7 @@ def run(argv: list[str], prog: str = "blender -b -c mcp_worker") -> int:
     config = ClientConfig(server_url=args.server, client_uuid=args.uuid or stable_uuid(), client_type="blender",
                           is_persistent=True, label=args.label or default_label(), group_id=args.group,
                           capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()],
-                          versions=client_versions(), list_clients=False)
+                          versions=client_versions(), list_clients=False)  # no panel to show them
     enabled = {name.strip() for name in args.integrations.split(",") if name.strip()}
     limits = Limits(max_render_size=args.max_render_size, max_render_samples=args.max_render_samples,
                     output_dir=os.path.abspath(os.path.expanduser(args.output_dir)) if args.output_dir

@@ -12,6 +12,7 @@ class CuttableProxy:
         self.server: asyncio.base_events.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
         self.cuts = 0
+        self.connections = 0  # accepted so far, for tests of connection reuse
         self.downstream = bytearray()  # everything the server sent, for tests that look at the wire
         self.upstream = bytearray()  # everything the clients sent
 
@@ -25,6 +26,7 @@ class CuttableProxy:
         return self
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self.writers |= {writer, up_writer}
 

@@ -36,3 +36,65 @@ async def test_queued_replies_go_out_together_and_a_malformed_one_loses_only_its
             assert [r["payload"]["result"] for r in replies] == ["one", "three"]  # in order
         finally:
             await asyncio.to_thread(client.stop)
+
+
+async def test_tool_calls_reuse_their_connection(server):
+    """The SDK closes a POST's SSE answer before its last chunk, which cost each job update and heartbeat
+    a new TCP connection (client/keepalive.py): now they share the connections of the pool."""
+    from tests.tcp_proxy import CuttableProxy
+
+    proxy = await CuttableProxy(server.port).start()
+    client = BusClient(ClientConfig(server_url=proxy.url, client_uuid="bc-reuse", client_type="blender",
+                                    list_clients=False),
+                       TokenKeeper(proxy.url, username="demo", password="demo"), on_record=lambda *_: None)
+    client.start()
+    try:
+        deadline = time.monotonic() + 30
+        while client.state.status != "connected" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.state.status == "connected", client.state.describe()
+        before = proxy.connections
+        for i in range(20):  # one at a time: each is its own blender_job_updates call
+            client.job_update(f"reuse-{i}", "completed", result=i)
+            deadline = time.monotonic() + 5
+            while client.pending_updates() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
+        assert proxy.connections - before <= 2, f"{proxy.connections - before} new connections for 20 calls"
+    finally:
+        await asyncio.to_thread(client.stop)
+        await proxy.stop()
+
+
+async def test_the_client_list_is_fetched_only_while_asked_for(server, monkeypatch):
+    """By default (a headless worker) a heartbeat is the only call an idle client makes; the window's panel
+    asks for the bus's client list only while it is drawn (`list_clients` as a callable)."""
+    from blender_mcp_addon.client import bus_client as module
+    from tests.tcp_proxy import CuttableProxy
+
+    monkeypatch.setattr(module, "HEARTBEAT_SECONDS", 0.2)
+    proxy = await CuttableProxy(server.port).start()
+    looking = [False]
+    client = BusClient(ClientConfig(server_url=proxy.url, client_uuid="bc-listing", client_type="blender",
+                                    list_clients=lambda: looking[0]),
+                       TokenKeeper(proxy.url, username="demo", password="demo"), on_record=lambda *_: None)
+    assert ClientConfig(server_url=proxy.url, client_uuid="x").list_clients is False
+    client.start()
+    try:
+        deadline = time.monotonic() + 30
+        while client.state.status != "connected" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.state.status == "connected", client.state.describe()
+        proxy.upstream.clear()
+        await asyncio.sleep(2.0)
+        idle = bytes(proxy.upstream)
+        assert idle.count(b'"blender_heartbeat"') >= 2, idle.decode(errors="replace")[-1000:]
+        assert b"blender_list_available_clients" not in idle and not client.state.clients
+        looking[0] = True
+        deadline = time.monotonic() + 10
+        while not client.state.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [c["uuid"] for c in client.state.clients] == ["bc-listing"] and client.state.listed_at > 0
+    finally:
+        await asyncio.to_thread(client.stop)
+        await proxy.stop()

@@ -170,6 +170,8 @@ async def test_panel_and_timer_driven_drainer_in_a_real_window(server, tmp_path)
     results = json.loads((out / "results.json").read_text())
     assert not results["errors"] or all(e.startswith("tab:") for e in results["errors"]), results["errors"]
     assert results["login"] == ["FINISHED"] and results["approve"] == ["FINISHED"]
+    if "tab_clicks" in results:  # the MCP tab was on screen: its panel asked for the bus's clients
+        assert results["listed"], "the panel on screen never got the bus's client list"
     assert results["approved_job"] == "gui-ask-1"
     assert "session expired" in results["error_reason"] or "refresh" in results["error_reason"]
     assert ["gui-ask-1", "job_dispatch", "completed"] in results["recent"]

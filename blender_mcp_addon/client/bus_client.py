@@ -28,6 +28,7 @@ from ..protocol import priority_from_level
 from ..protocol.answers import PERMANENT_REGISTRATION_ERRORS, ErrorCode, is_error, read_answer
 from ..protocol.versions import PROTOCOL_VERSION, RELEASE, server_incompatibility
 from .auth import AuthError, TokenKeeper
+from .keepalive import client_factory
 from .records import bus_record_of
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ class ClientConfig:
     capabilities: list[str] = field(default_factory=list)
     # Told to the server at registration (protocol/versions.py); the runtime adds Blender's and Python's.
     versions: dict[str, Any] = field(default_factory=lambda: {"addon": RELEASE, "protocol": PROTOCOL_VERSION})
-    # The panel's "On the bus" list, refreshed with each heartbeat; a headless worker has no panel and
-    # must cost the server nothing while idle beyond its heartbeat.
-    list_clients: bool = True
+    # Whether to refresh the panel's "On the bus" list with the next heartbeat: a bool, or asked before each
+    # beat (the window asks whether its panel was drawn lately). Off by default: a headless worker, or a
+    # Blender whose panel nobody looks at, must cost the server nothing while idle beyond its heartbeat.
+    list_clients: bool | Callable[[], bool] = False
 
 
 @dataclass
@@ -64,6 +66,7 @@ class ConnectionState:
     since: float = field(default_factory=time.time)
     clients: list[dict[str, Any]] = field(default_factory=list)
     server: dict[str, Any] = field(default_factory=dict)  # the server's versions, once registered
+    listed_at: float = 0.0  # when `clients` was last fetched (the panel redraws when it changes)
 
     def describe(self) -> str:
         if self.status == "reconnecting" and self.retry_at:
@@ -182,7 +185,8 @@ class BusClient:
 
     def _set_state(self, status: str, reason: str = "", retry_at: float | None = None) -> None:
         clients = self.state.clients if status == "connected" else []
-        self.state = ConnectionState(status, reason, retry_at, time.time(), clients, self.state.server)
+        self.state = ConnectionState(status, reason, retry_at, time.time(), clients, self.state.server,
+                                     self.state.listed_at if status == "connected" else 0.0)
         if self._on_state:
             try:
                 self._on_state(self.state)
@@ -222,7 +226,8 @@ class BusClient:
 
         assert self._stop is not None
         await self.keeper.ensure()
-        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth())
+        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth(),
+                                            httpx_client_factory=client_factory)
         client = Client(transport, message_handler=self._handle, log_handler=_ignore_logs, timeout=READ_TIMEOUT,
                         init_timeout=15)
         async with client:
@@ -358,13 +363,22 @@ class BusClient:
             closed_streak = 0 if beat.get("stream_open") else closed_streak + 1
             if closed_streak >= 2:
                 raise _Reconnect("the server no longer sees this client's event stream")
-            if not self.config.list_clients:
+            if not self._wants_listing():
                 continue
             try:
                 listing = read_answer(await client.call_tool("blender_list_available_clients", {}))
                 self.state.clients = listing.get("persistent", []) + listing.get("ephemeral", [])
+                self.state.listed_at = time.time()
             except Exception:
                 pass
+
+    def _wants_listing(self) -> bool:
+        want = self.config.list_clients
+        try:
+            return bool(want() if callable(want) else want)
+        except Exception:  # a broken callback must not end the heartbeat
+            log.exception("list_clients callback failed")
+            return False
 
     async def _refresh_tokens(self) -> None:
         while True:

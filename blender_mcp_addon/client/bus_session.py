@@ -20,6 +20,7 @@ from typing import Any
 from ..protocol import new_id
 from ..protocol.answers import read_answer
 from .auth import TokenKeeper
+from .keepalive import client_factory
 from .records import bus_record_of
 
 
@@ -78,7 +79,8 @@ class BusSession:
         from fastmcp.client.transports import StreamableHttpTransport
 
         await self.keeper.ensure()
-        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth())
+        transport = StreamableHttpTransport(url=f"{self.keeper.base}/mcp", auth=self.keeper.auth(),
+                                            httpx_client_factory=client_factory)
         self._client = Client(transport, message_handler=self._handle, log_handler=_ignore, timeout=60)
         await self._client.__aenter__()
         await self._client.set_logging_level("debug")

@@ -131,6 +131,7 @@ class Runtime:
             self._finish(suspended.record, "cancelled", error=reason)
         self.disconnect()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pump.close()
 
     # -- client thread callbacks ----------------------------------------------------------------------
     def _on_record(self, priority: int, record: dict[str, Any], level: str) -> None:

@@ -11,12 +11,25 @@ from . import Runtime
 
 TIMER_BUDGET = 0.008  # seconds of work per tick: half a 60 fps frame, so the UI stays responsive
 # Nothing on the client thread may wake Blender's main thread (`bpy.app.timers.register` is not safe there),
-# so the timer polls. While the bus is in use it ticks at about the pace of Blender's own event loop
-# (which sleeps ~5 ms between looks at its queue when idle): a record waits a few ms for the main thread,
-# not a whole idle interval. After ACTIVE_SECONDS with no record it backs off.
+# so the timer polls. Right after a job it ticks at about the pace of Blender's own event loop (which sleeps
+# ~5 ms between looks at its queue when idle), so the next call of an LLM's turn waits a few ms for the main
+# thread, not a whole idle interval. From ACTIVE_SECONDS after the last job the interval grows evenly, to
+# TIMER_IDLE_INTERVAL at IDLE_AFTER_SECONDS: a call 10 s after the last one waits ~5 ms more on average, and an
+# idle window ticks 10 times a second. A tick with nothing queued only looks at the heap (a few µs), so the
+# idle cost is Blender calling the timer at all: measured with bench/bench_gui.py beside a Blender without
+# the add-on.
 TIMER_ACTIVE_INTERVAL = 0.004
-TIMER_IDLE_INTERVAL = 0.05
-ACTIVE_SECONDS = 60.0
+TIMER_IDLE_INTERVAL = 0.1
+ACTIVE_SECONDS = 2.0
+IDLE_AFTER_SECONDS = 120.0
+
+
+def interval_after(idle_for: float) -> float:
+    """The timer's next interval, `idle_for` seconds after the last job ran."""
+    if idle_for < ACTIVE_SECONDS:
+        return TIMER_ACTIVE_INTERVAL
+    ramp = min(1.0, (idle_for - ACTIVE_SECONDS) / (IDLE_AFTER_SECONDS - ACTIVE_SECONDS))
+    return TIMER_ACTIVE_INTERVAL + ramp * (TIMER_IDLE_INTERVAL - TIMER_ACTIVE_INTERVAL)
 
 
 class TickStats:
@@ -53,28 +66,29 @@ def make_timer(get_runtime: Callable[[], Runtime | None],
                after: Callable[[Runtime], None] | None = None) -> Callable[[], float | None]:
     """A `bpy.app.timers` function; returns None (unregister) once there is no runtime.
 
-    `after` runs on the main thread after each tick (the panel uses it to redraw when something changed).
-    The next tick comes at once while records wait, soon while the bus was used in the last
-    ACTIVE_SECONDS, and at the idle pace otherwise.
+    `after` runs on the main thread after each tick (the panel uses it to redraw when something changed;
+    it must be cheap, it runs on idle ticks too). The next tick comes at once while records wait, soon
+    while a job is suspended or one ran lately, and ever later as the bus stays quiet (interval_after).
     """
-    last_active = [0.0]
+    last_active = [float("-inf")]
 
     def tick() -> float | None:
         runtime = get_runtime()
         if runtime is None:
             return None
-        started, started_cpu = time.perf_counter(), time.thread_time()
-        steps = runtime.drain(TIMER_BUDGET)
+        now = time.perf_counter()
+        if runtime.busy:  # something queued or suspended; otherwise drain would find nothing to do
+            started_cpu = time.thread_time()
+            if runtime.drain(TIMER_BUDGET):  # idle ticks say nothing about responsiveness under load
+                TICKS.add(time.perf_counter() - now, time.thread_time() - started_cpu)
+                last_active[0] = now
         if after is not None:
             after(runtime)
-        if steps:  # idle ticks say nothing about responsiveness under load
-            TICKS.add(time.perf_counter() - started, time.thread_time() - started_cpu)
-            last_active[0] = started
         if len(runtime.pump):
             return 0.0
-        if runtime.busy or started - last_active[0] < ACTIVE_SECONDS:
+        if runtime.busy:
             return TIMER_ACTIVE_INTERVAL
-        return TIMER_IDLE_INTERVAL
+        return interval_after(now - last_active[0])
 
     return tick
 

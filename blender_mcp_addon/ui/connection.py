@@ -15,6 +15,7 @@ from ..session import (
     default_label,
     get_keeper,
     get_runtime,
+    panel_recently_drawn,
     set_keeper,
     set_runtime,
     stable_uuid,
@@ -25,7 +26,9 @@ from .preferences import get_prefs
 def _redraw_when_changed(runtime: Runtime) -> None:
     state = runtime.state
     pending = runtime.client.pending_updates() if runtime.client else 0
-    key = (state.status, state.reason, len(state.clients), len(runtime.pump), pending)
+    # listed_at: each refresh of the client list redraws the panel, whose draw() then asks for the next one;
+    # a panel nobody shows is not drawn, and the refreshes stop (session.panel_recently_drawn).
+    key = (state.status, state.reason, state.listed_at, len(runtime.pump), pending)
     if not runtime.dirty and key == getattr(runtime, "_drawn_key", None):
         return
     runtime.dirty = False
@@ -110,7 +113,7 @@ def config_from_prefs() -> ClientConfig:
     return ClientConfig(server_url=prefs.server_url, client_uuid=prefs.client_uuid, client_type="blender",
                         is_persistent=True, label=prefs.label or default_label(), group_id=prefs.group_id or None,
                         capabilities=[c.strip() for c in prefs.capabilities.split(",") if c.strip()],
-                        versions=client_versions())
+                        versions=client_versions(), list_clients=panel_recently_drawn)
 
 
 def connect() -> str | None:

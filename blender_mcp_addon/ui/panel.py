@@ -7,7 +7,7 @@ import time
 
 import bpy
 
-from ..session import get_keeper, get_runtime
+from ..session import get_keeper, get_runtime, note_panel_drawn
 
 STATUS_ICONS = {"connected": "CHECKMARK", "connecting": "SORTTIME", "reconnecting": "FILE_REFRESH",
                 "error": "ERROR", "disconnected": "UNLINKED"}
@@ -23,6 +23,7 @@ class VIEW3D_PT_blender_mcp(bpy.types.Panel):
     bl_category = "MCP"
 
     def draw(self, context):
+        note_panel_drawn()  # the client list is refreshed only while the panel is drawn (session.py)
         layout = self.layout
         runtime = get_runtime()
         keeper = get_keeper()

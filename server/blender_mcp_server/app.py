@@ -32,6 +32,7 @@ from .tools.dispatch_tools import add_dispatch_tools
 from .tools.prompts import add_prompts
 from .tools.resources import add_resources
 from .transport.json_depth import JsonDepthGuard
+from .transport.post_answers import PostAnswers
 from .transport.quiet_ping import QuietPing
 from .transport.sdk_shims import (
     sdk_open_session_ids,
@@ -168,6 +169,7 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
         Middleware(JsonDepthGuard, limit=settings.max_json_depth, mcp_path=MCP_PATH),
         Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,
                    idle_timeout=settings.session_idle_timeout, path=MCP_PATH),
-        Middleware(StreamWatch, registry=registry, path=MCP_PATH)])
+        Middleware(StreamWatch, registry=registry, path=MCP_PATH),
+        Middleware(PostAnswers, path=MCP_PATH)])
     http_app_ref["app"] = app
     return Server(settings, store, tokens, registry, jobs, bus, mcp, app)

@@ -197,6 +197,22 @@ def s_wait_connected():
     return True
 
 
+_listing_since = [0.0]
+
+
+@step
+def s_wait_listed():
+    """The panel is on screen, so the next heartbeat also fetches the bus's client list for it (a Blender whose
+    panel is not drawn never asks: session.panel_recently_drawn)."""
+    runtime = mod("session").get_runtime()
+    _listing_since[0] = _listing_since[0] or time.time()
+    listed = any(c.get("uuid") == prefs().client_uuid for c in runtime.state.clients)
+    if not listed and time.time() - _listing_since[0] < 15:
+        return False
+    results["listed"] = listed
+    return True
+
+
 @step
 def s_wait_ctrl_z():
     """An artist's Ctrl-Z over the 3D view, typed into the window (X focus follows the pointer here)."""

@@ -17,6 +17,8 @@ import asyncio
 import logging
 from typing import Any
 
+from .write_coalescing import CoalescingTransport
+
 log = logging.getLogger(__name__)
 
 
@@ -74,7 +76,8 @@ def read_timeout_protocol(header_timeout: float, body_timeout: float) -> type[as
             self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            # The writes of one turn of the loop leave together (write_coalescing.py says why).
+            super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
             self._arm("headers")  # a connection that never sends a byte is cut too
 
         def connection_lost(self, exc: Exception | None) -> None:
