@@ -94,7 +94,8 @@ async def test_the_client_list_is_fetched_only_while_asked_for(server, monkeypat
         deadline = time.monotonic() + 10
         while not client.state.clients and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert [c["uuid"] for c in client.state.clients] == ["bc-listing"] and client.state.listed_at > 0
+        # (the module's other tests' clients may still be in their grace period on the shared server)
+        assert "bc-listing" in [c["uuid"] for c in client.state.clients] and client.state.listed_at > 0
     finally:
         await asyncio.to_thread(client.stop)
         await proxy.stop()
