@@ -4,6 +4,7 @@ killed under a waiting Style A call. Each asserts that nothing reported `queued`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -106,15 +107,18 @@ async def test_killing_the_callers_replica_leaves_no_orphaned_job(pair):
     async with bus_client(pair.url(1), uuid="survivor", client_type="blender") as blender:
         responder = asyncio.create_task(answer_jobs(blender, hold=hold))
         try:
-            async with bus_client(pair.url(0)) as caller:
-                await wait_online(caller, "survivor")
-                call = asyncio.create_task(caller.call_tool("blender_get_scene_info", {"_timeout": 60}))
-                records = await blender.collector.wait_for(1)
-                job_id = records[0]["payload"]["job_id"]
-                pair.servers[0].stop(signal.SIGKILL)
-                hold.set()  # the Blender finishes the job after its caller's replica died
-                with pytest.raises(Exception):  # noqa: B017 - the caller's connection died with its replica
-                    await asyncio.wait_for(call, 30)
+            caller_session = bus_client(pair.url(0))
+            caller = await caller_session.__aenter__()
+            await wait_online(caller, "survivor")
+            call = asyncio.create_task(caller.call_tool("blender_get_scene_info", {"_timeout": 60}))
+            records = await blender.collector.wait_for(1)
+            job_id = records[0]["payload"]["job_id"]
+            pair.servers[0].stop(signal.SIGKILL)
+            hold.set()  # the Blender finishes the job after its caller's replica died
+            with pytest.raises(Exception):  # noqa: B017 - the caller's connection died with its replica
+                await asyncio.wait_for(call, 30)
+            with contextlib.suppress(Exception):  # ending a session on a dead server fails as it may
+                await caller_session.__aexit__(None, None, None)
 
             def status() -> str | None:
                 with pair.database.connect() as conn:

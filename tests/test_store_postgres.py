@@ -362,6 +362,10 @@ async def test_a_database_outage_answers_503_and_heals_without_a_restart(fresh_p
     srv = _replica(tmp_path, "srv", fresh_postgres.url, secrets.token_urlsafe(32))
     try:
         token = login(srv.url)["access_token"]
+        added = srv.cli("user", "add", "unseen", "--password", "unseen-pw", "--database", fresh_postgres.url)
+        assert added.returncode == 0, added.stderr
+        # a user this replica never checked a token of before the outage
+        unchecked = login(srv.url, "unseen", "unseen-pw")["access_token"]
         assert _mcp_status(srv.url, token) == 200
         fresh_postgres.kill()
         time.sleep(2.1)  # past the verifier's cache of the token's epoch, so /mcp has to ask the database
@@ -372,8 +376,11 @@ async def test_a_database_outage_answers_503_and_heals_without_a_restart(fresh_p
         assert took < 3.0 and r.headers["retry-after"]
         assert fresh_postgres.password not in r.text and "PostgreSQL" in r.json()["message"]
         started = time.monotonic()
-        assert _mcp_status(srv.url, token) == 503  # not 401: the token is not known to be bad
+        assert _mcp_status(srv.url, unchecked) == 503  # not 401: the token is not known to be bad
         assert time.monotonic() - started < 3.0
+        # A user this replica checked a token of before stands through the outage (its calls answer for
+        # themselves where they touch the store).
+        assert _mcp_status(srv.url, token) == 200
         assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200  # the process itself is fine
 
         fresh_postgres.start()

@@ -155,10 +155,10 @@ class TokenService:
         try:
             value = await lookup(key)
         except StoreUnavailable:
-            # A signed, unexpired token this server checked before stays good while the store is out of reach
+            # A signed, unexpired token of a user (API token) this server checked before stays good while the store is out of reach
             # (its revocation takes effect once the store is back): the calls it carries then answer
             # backend_unavailable themselves, where they touch the store, instead of the whole session failing.
-            # A token never checked here is refused.
+            # One never checked here is refused.
             if hit is None or now - hit[0] > _STALE_SECONDS:
                 raise
             return hit[1]
