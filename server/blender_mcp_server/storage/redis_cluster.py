@@ -205,8 +205,13 @@ class RedisCluster:
     async def _sweep_forever(self) -> None:
         """Tidy the directory after replicas that went away (every replica does; the writes are
         compare-and-set, so they agree)."""
+        seen: set[str] = set()
         while True:
             await asyncio.sleep(self.sweep_every)
+            live = {r for r in self._live if self.alive(r)}
+            gone, seen = seen - live, live
+            if not gone:
+                continue  # reading every directory entry costs Redis ~0.5 MB/s at 3,000 clients: only after a loss
             try:
                 await self._tidy(lambda held_by: not self.alive(held_by))
             except (StoreUnavailable, RedisError, OSError) as exc:
