@@ -11,6 +11,7 @@ in-process `WindowCounter` here is the single-server default; its coroutines nev
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -71,7 +72,9 @@ class WindowCounter:
         return current + 1 + previous * overlap <= self.limit
 
     async def over(self, key: str) -> bool:
-        return await self.count(key) >= self.limit
+        # Rounded up: just past a slot boundary the previous slot's weight is a hair under 1, and a burst
+        # that reached the limit a second ago must still be over it (it is, without the boundary).
+        return math.ceil(await self.count(key) - 1e-9) >= self.limit
 
     async def reset(self, key: str) -> None:
         self._counts.pop(key, None)
