@@ -124,6 +124,60 @@ async def test_a_style_a_call_on_one_replica_runs_on_a_blender_held_by_another(r
             responder.cancel()
 
 
+def command_calls(redis: RedisServer, *names: str) -> dict[str, int]:
+    """How many times Redis ran each command so far (INFO commandstats)."""
+    with redis.client() as r:
+        stats = r.info("commandstats")
+    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names}
+
+
+async def test_routing_reuses_its_copy_of_the_directory_and_hears_every_change_at_once(replicas):
+    async with bus_client(replicas.url(1), uuid="cached-blender-1", client_type="blender") as blender:
+        responder = asyncio.create_task(answer_jobs(blender))
+        try:
+            async with bus_client(replicas.url(0)) as caller:
+                await wait_online(caller, "cached-blender-1")
+                before = command_calls(replicas.redis, "hgetall", "get")
+                started = time.monotonic()
+                for _ in range(20):
+                    assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
+                after = command_calls(replicas.redis, "hgetall", "get")
+                # one read of the whole directory per second of calls, not one per call; and the Blender's
+                # replica knows where each call waits from the job's record, without reading its wait: key
+                assert after["hgetall"] - before["hgetall"] <= 1 + int(time.monotonic() - started), (before, after)
+                assert after["get"] == before["get"], (before, after)
+
+                async def answer_within(status: str, seconds: float) -> None:
+                    deadline = time.monotonic() + seconds
+                    while (got := tool_json(await caller.call_tool("blender_get_scene_info", {})))["status"] != status:
+                        assert time.monotonic() < deadline, got
+                # a second Blender registering on another replica is seen well inside the cache's second...
+                async with bus_client(replicas.url(2), uuid="cached-blender-2", client_type="blender") as second:
+                    await answer_within("ambiguous_target", 0.3)
+                    await second.call_tool("blender_unregister_client", {"client_uuid": "cached-blender-2"})
+                    # ...and so is its leaving
+                    await answer_within("completed", 0.3)
+        finally:
+            responder.cancel()
+
+
+async def test_an_update_after_its_call_ended_reaches_no_one_across_replicas(replicas):
+    """The Blender's replica forgets where a call waited once the call ends (timeout): a late update is
+    answered as one server answers it, not "delivered"."""
+    async with (bus_client(replicas.url(1), uuid="late-blender", client_type="blender") as blender,
+                bus_client(replicas.url(0)) as caller):
+        await wait_online(caller, "late-blender")
+        timed_out = tool_json(await caller.call_tool("blender_get_scene_info", {"_timeout": 1}))
+        assert timed_out["status"] == "timeout", timed_out
+        dispatched = [r["payload"] for r in blender.collector.records
+                      if r["payload"].get("message_type") == "command_dispatch"]
+        assert [d["job_id"] for d in dispatched] == [timed_out["job_id"]]
+        await asyncio.sleep(0.3)  # the caller's replica tells the Blender's one off the call's path
+        late = tool_json(await blender.call_tool("blender_job_update", {
+            "job_id": timed_out["job_id"], "status": "completed", "result": {"late": True}}))
+        assert late["status"] == "dropped", late
+
+
 async def test_two_users_stay_apart_across_replicas(replicas):
     added = replicas.servers[0].cli("user", "add", "other", "--password", "other-pw", "--database", replicas.database.url)
     assert added.returncode == 0 or "exists" in added.stderr, added.stderr

@@ -146,16 +146,17 @@ async def test_jobs_are_kept_per_user(store: Store) -> None:
     now = time.time()
     await store.put_job(JobRow("j1", "1", "llm-a", "blender-a", "get_scene_info", "queued", now, now))
     await store.put_job(JobRow("j1", "2", "llm-b", None, None, "queued", now, now))  # same id, other user
-    await store.set_job_status("1", "j1", "completed")
+    changed = await store.set_job_status("1", "j1", "completed")
     first, second = await store.get_job("1", "j1"), await store.get_job("2", "j1")
     assert first is not None and first.status == "completed" and first.updated >= now
     assert first.command == "get_scene_info" and first.target_uuid == "blender-a"
+    assert changed == first  # the row as it is after the update, read in the same statement
     assert second == JobRow("j1", "2", "llm-b", None, None, "queued", now, now)
     await store.put_job(JobRow("j1", "2", "llm-b", "blender-b", "render", "running", now, now + 1))  # replaced
     assert await store.get_job("2", "j1") == JobRow("j1", "2", "llm-b", "blender-b", "render", "running", now,
                                                     now + 1)
     assert await store.get_job("3", "j1") is None and await store.get_job("1", "nope") is None
-    await store.set_job_status("3", "j1", "failed")  # nothing there: nothing happens
+    assert await store.set_job_status("3", "j1", "failed") is None  # nothing there: nothing happens
     assert await store.get_job("3", "j1") is None
 
 

@@ -101,7 +101,8 @@ def _shared(settings: Settings, store: Store) -> _Shared:
     queue = RedisQueueStore.from_url(url, prefix=settings.redis_prefix, connect_timeout=settings.backend_timeout,
                                      timeout=settings.backend_timeout)
     cluster = RedisCluster(url, settings.replica_name, queue, prefix=settings.redis_prefix,
-                           beat=settings.replica_ttl / 3, ttl=settings.replica_ttl, timeout=settings.backend_timeout)
+                           beat=settings.replica_ttl / 3, ttl=settings.replica_ttl, timeout=settings.backend_timeout,
+                           directory_cache=settings.directory_cache)
     return _Shared(queue, queue.counters(), cluster, [queue])
 
 

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
                                "this) that a silent replica counts as gone, and its clients with it")
     backend_timeout: float = Field(default=2.0, gt=0, description="how long a call waits on Redis or the "
                                    "database before it answers backend_unavailable")
+    directory_cache: float = Field(default=1.0, ge=0, description="seconds a replica reuses its copy of a user's "
+                                   "directory for routing (changes that matter to routing drop it at once; "
+                                   "heartbeat times may lag this much); 0: read it for every call")
     # GET /metrics (metrics.py): aggregate numbers only, no user names, uuids or job ids. Without a token it
     # is served on a loopback bind (the machine's own Prometheus or agent) and elsewhere only when
     # metrics_public says so; behind a load balancer, give each replica the token and scrape it directly.

@@ -66,8 +66,9 @@ class Cluster(Protocol):
         """A client of `user_id` held by another replica (or by none: a persistent client offline)."""
         ...
 
-    async def others(self, user_id: str) -> list[ClientInfo]:
-        """Every client of `user_id` not held by this replica."""
+    async def others(self, user_id: str, *, fresh: bool = False) -> list[ClientInfo]:
+        """Every client of `user_id` not held by this replica. Unless `fresh`, as of a moment ago: every
+        change that matters to routing is seen at once, but `last_seen` and `queued` may lag a second."""
         ...
 
     async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
@@ -81,7 +82,10 @@ class Cluster(Protocol):
         """A Style A call waits here for this job, whose target another replica holds."""
         ...
 
-    async def stop_expecting(self, user_id: str, job_id: str) -> None: ...
+    def stop_expecting(self, user_id: str, job_id: str) -> None:
+        """The call no longer waits (callable where nothing can wait: the caller's answer does not wait
+        for it)."""
+        ...
 
     async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
         """Hand a job update to the replica where its Style A call waits; False when none waits."""
@@ -112,7 +116,7 @@ class SingleServer:
     async def lookup(self, user_id: str, uuid: str) -> ClientInfo | None:
         return None
 
-    async def others(self, user_id: str) -> list[ClientInfo]:
+    async def others(self, user_id: str, *, fresh: bool = False) -> list[ClientInfo]:
         return []
 
     async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
@@ -121,7 +125,7 @@ class SingleServer:
     async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
         return None
 
-    async def stop_expecting(self, user_id: str, job_id: str) -> None:
+    def stop_expecting(self, user_id: str, job_id: str) -> None:
         return None
 
     async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:

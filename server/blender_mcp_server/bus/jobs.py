@@ -33,8 +33,9 @@ class Jobs:
     async def get(self, user_id: str, job_id: str) -> JobRow | None:
         return await self._store.get_job(user_id, job_id)
 
-    async def set_status(self, user_id: str, job_id: str, status: str) -> None:
-        await self._store.set_job_status(user_id, job_id, status)
+    async def set_status(self, user_id: str, job_id: str, status: str) -> JobRow | None:
+        """Set the job's status; the job as it is now (None: the store never knew it)."""
+        return await self._store.set_job_status(user_id, job_id, status)
 
     # -- in-process waiters (Style A) -----------------------------------------------------------------
     def wait_for(self, user_id: str, job_id: str) -> asyncio.Queue[dict[str, Any]]:

@@ -186,17 +186,17 @@ class Bus:
         """A client of the user's bus: held here (a ClientEntry), else by another replica, else None."""
         return self.registry.get(user_id, uuid) or await self.cluster.lookup(user_id, uuid)
 
-    async def everyone(self, user_id: str) -> list[ClientInfo]:
-        """Every client of the user's bus, on this replica and on the others."""
+    async def everyone(self, user_id: str, *, fresh: bool = False) -> list[ClientInfo]:
+        """Every client of the user's bus, on this replica and on the others (`fresh`: see Cluster.others)."""
         local = self.registry.clients(user_id)
         if not self.cluster.shared:
             return list(local)
         mine = {e.uuid for e in local}
-        return [*local, *(c for c in await self.cluster.others(user_id) if c.uuid not in mine)]
+        return [*local, *(c for c in await self.cluster.others(user_id, fresh=fresh) if c.uuid not in mine)]
 
     async def list_clients(self, caller: Caller) -> dict[str, Any]:
         persistent, ephemeral = [], []
-        for entry in sorted(await self.everyone(caller.user_id), key=lambda e: e.uuid):
+        for entry in sorted(await self.everyone(caller.user_id, fresh=True), key=lambda e: e.uuid):
             (persistent if entry.is_persistent else ephemeral).append(entry.public())
         return {"persistent": persistent, "ephemeral": ephemeral}
 
@@ -355,13 +355,21 @@ class Bus:
         self.registry.touch_session(caller.session_id)
         if self.metrics is not None:
             self.metrics.job_updates += 1
-        job = await self.jobs.get(caller.user_id, job_id)
+        delivered = {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
+        # A Style A call waiting for it has its answer first (it names its own command); the status is
+        # written meanwhile, in the statement that also reads the job for the other routes.
+        if self.jobs.offer(caller.user_id, job_id, payload):
+            await self.jobs.set_status(caller.user_id, job_id, status)
+            return delivered
+        if self.cluster.shared:
+            forwarded, job = await asyncio.gather(self.cluster.forward_update(caller.user_id, job_id, payload),
+                                                  self.jobs.set_status(caller.user_id, job_id, status))
+            if forwarded:
+                return delivered
+        else:
+            job = await self.jobs.set_status(caller.user_id, job_id, status)
         if job is not None:
             payload.setdefault("command", job.command)
-            await self.jobs.set_status(caller.user_id, job_id, status)
-        if self.jobs.offer(caller.user_id, job_id, payload) or (
-                self.cluster.shared and await self.cluster.forward_update(caller.user_id, job_id, payload)):
-            return {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
         if job is None:
             # The spec's fallback, only for jobs the store never knew.
             routing = Routing(type="broadcast")

@@ -378,9 +378,13 @@ class PostgresStore:
                               "updated FROM jobs WHERE user_id=%s AND job_id=%s", (user_id, job_id))
         return JobRow(*row) if row else None
 
-    async def set_job_status(self, user_id: str, job_id: str, status: str) -> None:
-        await self._run("UPDATE jobs SET status=%s, updated=%s WHERE user_id=%s AND job_id=%s",
-                        (status, time.time(), user_id, job_id))
+    async def set_job_status(self, user_id: str, job_id: str, status: str) -> JobRow | None:
+        if not _no_nul(user_id, job_id, status):
+            return None
+        row = await self._one("UPDATE jobs SET status=%s, updated=%s WHERE user_id=%s AND job_id=%s RETURNING job_id, "
+                              "user_id, originator_uuid, target_uuid, command, status, created, updated",
+                              (status, time.time(), user_id, job_id))
+        return JobRow(*row) if row else None
 
     # -- persistent clients and the records queued for them while offline ---------------------------
     async def put_persistent(self, client: PersistentClient) -> None:

@@ -7,10 +7,17 @@ Keys (under `prefix`, default `bmcp:`):
   holding its session. Writes are compare-and-set on the holder (Lua), so a replica that lost a client
   to another can never write it back.
 - `users`: the set of users with directory entries, for the sweep of gone replicas.
+- `dirs`: a pub/sub channel every replica listens on, naming the users whose directory changed in a way
+  that matters to routing (a client came, went, went on- or offline, changed its level or group; not a
+  heartbeat's `last_seen`). Each replica caches each user's directory for `directory_cache` seconds, and
+  drops a user's copy when told (or everyone's, when its subscription had to be made again), so a Style A
+  call or a fan-out does not read the whole hash each time. Listings read it fresh.
 - `to:<replica>`: the pub/sub channel each replica listens on: records for clients it holds, job updates
   for Style A calls waiting on it, "let go" when a client registered elsewhere, "queue grew" when another
   replica kept records for a client it holds offline.
-- `wait:<user>:<job>`: the replica where a Style A call waits for that job (expires with the call).
+- `wait:<user>:<job>`: the replica where a Style A call waits for that job (expires with the call). The
+  record that carries the job to its Blender names that replica too, so the Blender's replica forwards the
+  job's updates without reading the key; it reads it only when the Blender moved replicas mid-job.
 
 Pub/sub is at most once; "queued" is never reported for a record on it. A record for a persistent client
 that is offline, or whose replica is gone, goes into the queue store (Redis streams, kept across
@@ -24,15 +31,22 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
+
 from .protocols import QueueStore
 from .records import ClientInfo, StoreUnavailable
 
 log = logging.getLogger(__name__)
+_WAITS_KEPT = 65_536  # jobs whose waiting replica is remembered here (see RedisCluster._waits)
+_USERS_CACHED = 4_096  # users whose directory a replica keeps a copy of (the least recently read go first)
+# A snapshot's fields that change without mattering to routing: a change of only these tells no one.
+_CHURN = ("last_seen", "queued")
 
 # Write the client's snapshot unless another replica holds it now (a replica that was told to let go,
 # or that was thought gone, must not write its old state over the new holder's).
@@ -63,7 +77,7 @@ class RedisCluster:
     shared = True
 
     def __init__(self, url: str, replica: str, queue: QueueStore, *, prefix: str = "bmcp:", beat: float = 1.0,
-                 ttl: float = 3.0, sweep_every: float = 5.0, timeout: float = 2.0):
+                 ttl: float = 3.0, sweep_every: float = 5.0, timeout: float = 2.0, directory_cache: float = 1.0):
         self.replica = replica
         self.prefix = prefix
         self.beat, self.ttl, self.sweep_every = beat, ttl, sweep_every
@@ -77,6 +91,20 @@ class RedisCluster:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._inbox: Any = None
+        # Style A calls waiting here for jobs whose Blender another replica holds -> that replica, once the
+        # job's record went to it (None: not yet, or its final update came, so the holder forgot the job).
+        self._expecting: dict[tuple[str, str], str | None] = {}
+        # Jobs of Blenders held here whose calls wait on another replica -> that replica (learnt from the
+        # job's record; a cache in front of the wait: keys, so its bound only costs a read when it is full).
+        self._waits: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._background: set[asyncio.Task] = set()
+        # user -> (when read, its directory hash as read); `_generation` moves on each "dirs" message, and a
+        # read begun before it is not kept (it may predate the change the message announces)
+        self.directory_cache = directory_cache
+        self._directories: OrderedDict[str, tuple[float, dict[bytes, bytes]]] = OrderedDict()
+        self._generation = 0
+        self._shapes: dict[tuple[str, str], str] = {}  # what each client held here last looked like to routing
+        self._changed: set[str] = set()  # users whose routing-relevant directory changed, not yet announced
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -104,7 +132,7 @@ class RedisCluster:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
             await self._flush_directory()
             await self._redis.zrem(self._key("replicas"), self.replica)
@@ -133,11 +161,18 @@ class RedisCluster:
 
     # -- the directory --------------------------------------------------------------------------------
     def note(self, info: ClientInfo) -> None:
-        self._pending[(info.user_id, info.uuid)] = _dumps(info.snapshot() | {"replica": self.replica})
+        snapshot = info.snapshot() | {"replica": self.replica}
+        self._pending[(info.user_id, info.uuid)] = _dumps(snapshot)
+        shape = _dumps({k: v for k, v in snapshot.items() if k not in _CHURN})
+        if self._shapes.get((info.user_id, info.uuid)) != shape:
+            self._shapes[(info.user_id, info.uuid)] = shape
+            self._changed.add(info.user_id)
         self._wake.set()
 
     def note_gone(self, user_id: str, uuid: str) -> None:
         self._pending[(user_id, uuid)] = ""
+        self._shapes.pop((user_id, uuid), None)
+        self._changed.add(user_id)
         self._wake.set()
 
     async def _write_forever(self) -> None:
@@ -154,24 +189,31 @@ class RedisCluster:
     async def _flush_directory(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
+            changed, self._changed = self._changed, set()
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for (user_id, uuid), value in batch.items():
                         await self._set_if_mine(keys=[self._key("dir", user_id)], args=[uuid, self.replica, value],
                                                 client=pipe)
+                    if changed:  # after the writes, in the same pipeline: whoever hears it reads them
+                        pipe.publish(self._key("dirs"), _dumps({"k": "dir", "u": sorted(changed)}))
                     await self._call(pipe.execute())
             except StoreUnavailable:
                 for key, value in batch.items():  # newer states noted meanwhile win
                     self._pending.setdefault(key, value)
+                self._changed |= changed
                 raise
 
     async def claim(self, info: ClientInfo) -> None:
         key = self._key("dir", info.user_id)
         self._pending.pop((info.user_id, info.uuid), None)
+        snapshot = info.snapshot() | {"replica": self.replica}
+        self._shapes[(info.user_id, info.uuid)] = _dumps({k: v for k, v in snapshot.items() if k not in _CHURN})
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hget(key, info.uuid)
-            pipe.hset(key, info.uuid, _dumps(info.snapshot() | {"replica": self.replica}))
+            pipe.hset(key, info.uuid, _dumps(snapshot))
             pipe.sadd(self._key("users"), info.user_id)
+            pipe.publish(self._key("dirs"), _dumps({"k": "dir", "u": [info.user_id]}))
             before, *_ = await self._call(pipe.execute())
         held_by = json.loads(before).get("replica") if before else None
         if held_by and held_by != self.replica and self.alive(held_by):
@@ -197,10 +239,34 @@ class RedisCluster:
         info = self._view(raw) if raw else None
         return None if info is None or info.replica == self.replica else info
 
-    async def others(self, user_id: str) -> list[ClientInfo]:
-        entries = await self._call(self._redis.hgetall(self._key("dir", user_id)))
+    async def others(self, user_id: str, *, fresh: bool = False) -> list[ClientInfo]:
+        entries = await self._directory(user_id, fresh)
         views = (self._view(raw) for raw in entries.values())
         return [info for info in views if info is not None and info.replica != self.replica]
+
+    async def _directory(self, user_id: str, fresh: bool) -> dict[bytes, bytes]:
+        """The user's directory hash: this replica's copy while it is young enough, else read (and kept)."""
+        now = time.monotonic()
+        cached = self._directories.get(user_id)
+        if not fresh and cached is not None and now - cached[0] < self.directory_cache:
+            self._directories.move_to_end(user_id)
+            return cached[1]
+        generation = self._generation
+        entries = await self._call(self._redis.hgetall(self._key("dir", user_id)))
+        if self.directory_cache > 0 and generation == self._generation:
+            self._directories[user_id] = (now, entries)
+            self._directories.move_to_end(user_id)
+            while len(self._directories) > _USERS_CACHED:
+                self._directories.popitem(last=False)
+        return entries
+
+    def _forget_directories(self, users: list[str] | None) -> None:
+        """Drop the copies of these users' directories (None: everyone's)."""
+        self._generation += 1
+        if users is None:
+            self._directories.clear()
+        for user_id in users or ():
+            self._directories.pop(user_id, None)
 
     async def _sweep_forever(self) -> None:
         """Tidy the directory after replicas that went away (every replica does; the writes are
@@ -257,9 +323,15 @@ class RedisCluster:
                 keep.append(info)
             else:
                 states[info.uuid] = "gone"
+        job = base.get("job_id")
         for replica, group in by_replica.items():
-            heard = await self._send(replica, {"k": "recs", "u": group[0].user_id, "p": priority, "b": base, "s": size,
-                                               "to": [[info.uuid, info.is_persistent] for info in group]})
+            message = {"k": "recs", "u": group[0].user_id, "p": priority, "b": base, "s": size,
+                       "to": [[info.uuid, info.is_persistent] for info in group]}
+            waiting = (group[0].user_id, job) if isinstance(job, str) else None
+            if waiting in self._expecting:
+                message["w"] = self.replica  # where the job's updates go
+                self._expecting[waiting] = replica
+            heard = await self._send(replica, message)
             for info in group:
                 if heard:
                     states[info.uuid] = "sent"
@@ -281,24 +353,49 @@ class RedisCluster:
         return states
 
     async def expect_update(self, user_id: str, job_id: str, ttl: float) -> None:
+        self._expecting[(user_id, job_id)] = None
         await self._call(self._redis.set(self._key("wait", user_id, job_id), self.replica, ex=max(1, int(ttl))))
 
-    async def stop_expecting(self, user_id: str, job_id: str) -> None:
-        await self._call(self._redis.delete(self._key("wait", user_id, job_id)))
+    def stop_expecting(self, user_id: str, job_id: str) -> None:
+        """Off the caller's path: delete the wait: key and, unless the job's final update came, tell the
+        Blender's replica to forget where the call waited (an update after the call ended is then answered
+        as it would be on one server, not "delivered" to nobody)."""
+        holder = self._expecting.pop((user_id, job_id), None)
+
+        async def tidy() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(self._key("wait", user_id, job_id))
+                if holder is not None:
+                    pipe.publish(self._key("to", holder), _dumps({"k": "unwait", "u": user_id, "j": job_id}))
+                await pipe.execute()
+
+        task = asyncio.get_running_loop().create_task(tidy())
+        self._background.add(task)
+        task.add_done_callback(self._tidied)
+
+    def _tidied(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:  # the key expires by itself
+            log.warning("cluster: a finished call's wait key was left to expire: %s", exc)
 
     async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
-        waits_on = await self._call(self._redis.get(self._key("wait", user_id, job_id)))
-        replica = waits_on.decode() if isinstance(waits_on, bytes) else waits_on
+        key = (user_id, job_id)
+        final = payload.get("status") in FINAL_JOB_STATUSES
+        replica = self._waits.pop(key, None) if final else self._waits.get(key)
+        if replica is None:  # not learnt from the job's record: the Blender moved here mid-job, or it was evicted
+            waits_on = await self._call(self._redis.get(self._key("wait", user_id, job_id)))
+            replica = waits_on.decode() if isinstance(waits_on, bytes) else waits_on
         if not replica or replica == self.replica:
             return False
         return bool(await self._send(replica, {"k": "upd", "u": user_id, "j": job_id, "d": payload}))
 
     async def _listen_forever(self) -> None:
-        channel = self._key("to", self.replica)
+        channels = self._key("to", self.replica), self._key("dirs")
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(*channels)
+                self._forget_directories(None)  # what was said while nobody listened is unknown
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         await self._arrived(json.loads(message["data"]))
@@ -315,12 +412,23 @@ class RedisCluster:
 
     async def _arrived(self, message: dict[str, Any]) -> None:
         kind, inbox = message.get("k"), self._inbox
-        if kind == "recs":
+        if kind == "dir":
+            self._forget_directories([str(user) for user in message["u"]])
+        elif kind == "recs":
+            if isinstance(waits := message.get("w"), str) and isinstance(job := message["b"].get("job_id"), str):
+                self._waits[(message["u"], job)] = waits
+                while len(self._waits) > _WAITS_KEPT:
+                    self._waits.popitem(last=False)
             await inbox.records_arrived(message["u"], int(message["p"]), message["b"], int(message["s"]),
                                         [(str(uuid), bool(persistent)) for uuid, persistent in message["to"]])
         elif kind == "upd":
+            if (message["d"] or {}).get("status") in FINAL_JOB_STATUSES and (message["u"], message["j"]) in self._expecting:
+                self._expecting[(message["u"], message["j"])] = None  # its holder forgot the job as it sent this
             inbox.update_arrived(message["u"], message["j"], message["d"])
+        elif kind == "unwait":
+            self._waits.pop((message["u"], message["j"]), None)
         elif kind == "let_go":
+            self._shapes.pop((message["u"], message["t"]), None)
             await inbox.let_go(message["u"], message["t"])
         elif kind == "grew":
             for uuid in message["to"]:

@@ -96,12 +96,15 @@ async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, An
     size, bad = bus.measure(payload)
     if bad:
         return dispatch_answer("invalid_arguments", command, entry.uuid, error=bad["message"])
-    await bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
     updates = bus.jobs.wait_for(caller.user_id, job_id)
     remote = not isinstance(entry, ClientEntry)  # its Blender is on another replica: the update comes through it
     try:
-        if remote:
-            await bus.cluster.expect_update(caller.user_id, job_id, timeout + 2 * bus.settings.cancel_ack_timeout + 30)
+        recorded = bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
+        if remote:  # two stores, two round trips at once
+            await asyncio.gather(recorded, bus.cluster.expect_update(
+                caller.user_id, job_id, timeout + 2 * bus.settings.cancel_ack_timeout + 30))
+        else:
+            await recorded
         sent = await bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
                            DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id,
                            size=size)
@@ -111,7 +114,7 @@ async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, An
     finally:
         bus.jobs.stop_waiting(caller.user_id, job_id)
         if remote:
-            await bus.cluster.stop_expecting(caller.user_id, job_id)
+            bus.cluster.stop_expecting(caller.user_id, job_id)
 
 
 async def _wait(bus: Bus, caller: Caller, entry: ClientInfo, command: str, job_id: str,
