@@ -178,6 +178,22 @@ async def test_an_update_after_its_call_ended_reaches_no_one_across_replicas(rep
         assert late["status"] == "dropped", late
 
 
+async def test_the_client_limit_counts_the_whole_bus_not_one_replica(tmp_path, redis_server, postgres_server):
+    group = Replicas(tmp_path, redis_server, postgres_server, count=2, BLENDER_MCP_MAX_CLIENTS_PER_USER="2",
+                     BLENDER_MCP_REDIS_PREFIX="limit-test:").start()  # its own keys beside the module's bus
+    try:
+        async with (bus_client(group.url(0), uuid="cap-1") as first, bus_client(group.url(1), uuid="cap-2"),
+                    bus_client(group.url(0)) as third):
+            refused = tool_json(await third.call_tool("blender_register_client", {
+                "client_uuid": "cap-3", "client_type": "llm"}))
+            assert refused["error"] == "too_many_clients" and "limit 2" in refused["message"], refused
+            again = tool_json(await first.call_tool("blender_register_client", {  # one already counted
+                "client_uuid": "cap-2", "client_type": "llm"}))
+            assert again["status"] == "registered", again
+    finally:
+        group.stop()
+
+
 async def test_two_users_stay_apart_across_replicas(replicas):
     added = replicas.servers[0].cli("user", "add", "other", "--password", "other-pw", "--database", replicas.database.url)
     assert added.returncode == 0 or "exists" in added.stderr, added.stderr

@@ -4,6 +4,7 @@ a Redis crash, fast failure while Redis is away, and rate counts shared by repli
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,9 @@ from blender_mcp_server.auth.throttle import LoginThrottle
 from blender_mcp_server.bus.directory import Registry
 from blender_mcp_server.storage import counters
 from blender_mcp_server.storage.counters import WindowCounter
-from blender_mcp_server.storage.records import PersistentClient, StoreUnavailable
+from blender_mcp_server.storage.records import ClientInfo, PersistentClient, StoreUnavailable
 from blender_mcp_server.storage.redis import RedisQueueStore, RedisWindowCounter
+from blender_mcp_server.storage.redis_cluster import RedisCluster
 from blender_mcp_server.storage.sqlite import SqliteStore
 
 from tests.services import RedisServer
@@ -302,3 +304,39 @@ async def test_a_guesser_is_throttled_across_replicas(two_replicas: tuple[RedisQ
     assert await one.refused("10.0.0.8", "alice") is None
     await one.succeeded("10.0.0.9", "alice")
     assert await two.refused("10.0.0.9", "alice") is None
+
+
+# --- the cluster's own prune: persistent clients no replica holds ---------------------------------------
+
+
+@pytest.mark.services
+async def test_persistent_clients_nobody_holds_age_out_of_the_directory(redis_server: RedisServer) -> None:
+    with redis_server.client() as r:
+        r.flushall()
+    queue = RedisQueueStore.from_url(redis_server.url, prefix="prune:")
+    cluster = RedisCluster(redis_server.url, "r-prune", queue, prefix="prune:", persistent_max_offline=60.0)
+    now = time.time()
+
+    def entry(uuid: str, *, persistent: bool = True, offline_since: float | None, replica: str | None = None) -> str:
+        info = ClientInfo(uuid, "1", "render", persistent, [], None, None, online=False, offline_since=offline_since,
+                          replica=replica)
+        return json.dumps(info.snapshot())
+
+    try:
+        for uuid, since in (("old", now - 3600), ("recent", now - 5)):
+            await queue.put_persistent(_client(uuid, offline_since=since))
+            await queue.add_offline_records([("1", uuid, 6, since, json.dumps({"n": uuid}))])
+        with redis_server.client() as r:
+            r.sadd("prune:users", "1")
+            r.hset("prune:dir:1", mapping={"old": entry("old", offline_since=now - 3600),
+                                           "recent": entry("recent", offline_since=now - 5),
+                                           "held": entry("held", offline_since=now - 3600, replica="r-prune")})
+        assert await cluster.prune(now=time.time(), job_retention=1.0, offline_max_age=1e9) == {"persistent_clients": 1}
+        with redis_server.client() as r:
+            assert sorted(k.decode() for k in r.hkeys("prune:dir:1")) == ["held", "recent"]  # a holder ages out its own
+        assert await queue.offline_records("1", "old") == []
+        assert len(await queue.offline_records("1", "recent")) == 1
+        assert {c.uuid for c in await queue.persistent_clients()} == {"recent"}
+    finally:
+        await cluster.stop()
+        await queue.close()

@@ -25,7 +25,7 @@ from .health import Health
 from .metrics import Metrics
 from .storage.counters import CounterFactory, in_process
 from .storage.factory import make_store
-from .storage.protocols import QueueStore, Store
+from .storage.protocols import Prunable, QueueStore, Store
 from .tools.backend_guard import BackendGuard
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
@@ -88,12 +88,13 @@ class _Shared:
     counters: CounterFactory
     cluster: Cluster | None
     closers: list[Any]
+    prunable: list[Prunable]  # beside the store, what Liveness prunes every prune_interval
 
 
 def _shared(settings: Settings, store: Store) -> _Shared:
     """One server alone keeps its queues in its store and counts in process; replicas use Redis for both."""
     if settings.redis is None:
-        return _Shared(store, in_process, None, [])
+        return _Shared(store, in_process, None, [], [])
     from .storage.redis import RedisQueueStore
     from .storage.redis_cluster import RedisCluster
 
@@ -102,8 +103,10 @@ def _shared(settings: Settings, store: Store) -> _Shared:
                                      timeout=settings.backend_timeout)
     cluster = RedisCluster(url, settings.replica_name, queue, prefix=settings.redis_prefix,
                            beat=settings.replica_ttl / 3, ttl=settings.replica_ttl, timeout=settings.backend_timeout,
-                           directory_cache=settings.directory_cache)
-    return _Shared(queue, queue.counters(), cluster, [queue])
+                           directory_cache=settings.directory_cache,
+                           persistent_max_offline=settings.persistent_max_offline)
+    # the cluster prunes persistent clients no replica holds (each replica ages out its own)
+    return _Shared(queue, queue.counters(), cluster, [queue], [queue, cluster])
 
 
 def build_server(settings: Settings, store: Store | None = None) -> Server:
@@ -119,8 +122,8 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
                         outbox_max_bytes=settings.outbox_max_bytes, send_timeout=settings.send_timeout,
                         store=shared.queue)
     jobs = Jobs(store)
-    bus = Bus(settings, registry, jobs, stores=[store] if shared.queue is store else [store, shared.queue],
-              cluster=shared.cluster, counter=shared.counters)
+    bus = Bus(settings, registry, jobs, stores=[store, *shared.prunable], cluster=shared.cluster,
+              counter=shared.counters)
     bus.metrics = Metrics(settings, registry, jobs)
     http_app_ref: dict[str, Any] = {}
 

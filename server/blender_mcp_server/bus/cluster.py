@@ -36,6 +36,10 @@ class Inbox(Protocol):
         """Another replica kept records for a client this replica holds offline: take them into its outbox."""
         ...
 
+    def held(self) -> list[ClientInfo]:
+        """Every client this replica holds (to check against the directory after mail may have been lost)."""
+        ...
+
 
 class Cluster(Protocol):
     replica: str
@@ -69,6 +73,10 @@ class Cluster(Protocol):
     async def others(self, user_id: str, *, fresh: bool = False) -> list[ClientInfo]:
         """Every client of `user_id` not held by this replica. Unless `fresh`, as of a moment ago: every
         change that matters to routing is seen at once, but `last_seen` and `queued` may lag a second."""
+        ...
+
+    async def uuids(self, user_id: str) -> frozenset[str]:
+        """The uuids of every client of `user_id` in the shared directory (held by any replica, or by none)."""
         ...
 
     async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
@@ -118,6 +126,9 @@ class SingleServer:
 
     async def others(self, user_id: str, *, fresh: bool = False) -> list[ClientInfo]:
         return []
+
+    async def uuids(self, user_id: str) -> frozenset[str]:
+        return frozenset()
 
     async def forward(self, clients: list[ClientInfo], priority: int, base: dict[str, Any], size: int) -> dict[str, str]:
         return {c.uuid: "gone" for c in clients}

@@ -109,13 +109,17 @@ class Registry:
     # -- clients --------------------------------------------------------------------------------------
     async def register(self, user_id: str, *, client_uuid: str, client_type: str, is_persistent: bool,
                  capabilities: list[str], group_id: str | None, label: str | None,
-                 session: Any, session_id: str, versions: dict[str, Any] | None = None) -> tuple[ClientEntry, bool]:
-        """Bind `client_uuid` to this session; returns the entry and whether it took over an older binding."""
+                 session: Any, session_id: str, versions: dict[str, Any] | None = None,
+                 elsewhere: frozenset[str] = frozenset()) -> tuple[ClientEntry, bool]:
+        """Bind `client_uuid` to this session; returns the entry and whether it took over an older binding.
+        `elsewhere`: the uuids of the user's clients other replicas hold (or nobody does), which count
+        towards `max_clients_per_user` too."""
         clients = self._by_user.setdefault(user_id, {})
         entry = clients.get(client_uuid)
-        if entry is None and len(clients) >= self.max_clients_per_user:
+        if entry is None and client_uuid not in elsewhere and (
+                count := len(clients.keys() | elsewhere)) >= self.max_clients_per_user:
             raise RegistryError(ErrorCode.TOO_MANY_CLIENTS,
-                                f"your bus already has {len(clients)} clients (limit {self.max_clients_per_user})")
+                                f"your bus already has {count} clients (limit {self.max_clients_per_user})")
         took_over = False
         if entry is None:
             entry = self._new_entry(user_id, client_uuid, client_type, is_persistent, capabilities, group_id, label)

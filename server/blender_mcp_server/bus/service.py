@@ -148,12 +148,15 @@ class Bus:
             return bus_error(ErrorCode.INCOMPATIBLE_VERSION, why, server=server)
         if caller.session is None or not caller.session_id:
             return bus_error(ErrorCode.NO_SESSION, "registering needs a stateful MCP session (Streamable HTTP with a session id)")
+        elsewhere: frozenset[str] = frozenset()
+        if self.cluster.shared and self.registry.get(caller.user_id, client_uuid) is None:
+            elsewhere = await self.cluster.uuids(caller.user_id)  # the limit is the bus's, not this replica's
         try:
             entry, took_over = await self.registry.register(
                 caller.user_id, client_uuid=client_uuid, client_type=client_type, is_persistent=bool(is_persistent),
                 capabilities=[str(c) for c in capabilities or []], group_id=group_id, label=label,
                 session=caller.session, session_id=caller.session_id,
-                versions=said.model_dump(exclude_none=True) or None)
+                versions=said.model_dump(exclude_none=True) or None, elsewhere=elsewhere)
         except RegistryError as exc:
             return bus_error(exc.status, str(exc))
         if self.cluster.shared:
@@ -449,6 +452,9 @@ class Bus:
 
     async def let_go(self, user_id: str, uuid: str) -> None:
         await self.registry.let_go(user_id, uuid)
+
+    def held(self) -> list[ClientInfo]:
+        return list(self.registry.all_entries())
 
     async def queue_grew(self, user_id: str, uuid: str) -> None:
         entry = self.registry.get(user_id, uuid)

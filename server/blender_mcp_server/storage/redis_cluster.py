@@ -35,6 +35,8 @@ from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
@@ -77,13 +79,19 @@ class RedisCluster:
     shared = True
 
     def __init__(self, url: str, replica: str, queue: QueueStore, *, prefix: str = "bmcp:", beat: float = 1.0,
-                 ttl: float = 3.0, sweep_every: float = 5.0, timeout: float = 2.0, directory_cache: float = 1.0):
+                 ttl: float = 3.0, sweep_every: float = 5.0, timeout: float = 2.0, directory_cache: float = 1.0,
+                 persistent_max_offline: float | None = None):
         self.replica = replica
         self.prefix = prefix
         self.beat, self.ttl, self.sweep_every = beat, ttl, sweep_every
         self._queue = queue
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
                                               retry_on_timeout=False, health_check_interval=30)
+        # The listener's own client never reconnects by itself: redis-py's pub/sub would resubscribe
+        # silently, and whatever was published meanwhile (a let-go, a queue that grew) would be lost
+        # unnoticed. Every reconnect goes through _listen_forever, which then checks what it missed.
+        self._listener = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+                                                 health_check_interval=30)
         self._set_if_mine = self._redis.register_script(_SET_IF_MINE)
         self._replace_if_same = self._redis.register_script(_REPLACE_IF_SAME)
         self._live: dict[str, float] = {}  # replica -> when its liveness expires (read each beat)
@@ -91,6 +99,7 @@ class RedisCluster:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._inbox: Any = None
+        self.persistent_max_offline = persistent_max_offline
         # Style A calls waiting here for jobs whose Blender another replica holds -> that replica, once the
         # job's record went to it (None: not yet, or its final update came, so the holder forgot the job).
         self._expecting: dict[tuple[str, str], str | None] = {}
@@ -137,6 +146,7 @@ class RedisCluster:
             await self._flush_directory()
             await self._redis.zrem(self._key("replicas"), self.replica)
         await self._redis.aclose()
+        await self._listener.aclose()
 
     def alive(self, replica: str | None) -> bool:
         return replica is not None and (replica == self.replica or self._live.get(replica, 0.0) > time.time())
@@ -268,6 +278,12 @@ class RedisCluster:
         for user_id in users or ():
             self._directories.pop(user_id, None)
 
+    async def uuids(self, user_id: str) -> frozenset[str]:
+        """Every uuid in the user's directory hash (the names only: a registration must not read every
+        snapshot; an ephemeral client of a replica that went away counts until the sweep drops it)."""
+        names = await self._call(self._redis.hkeys(self._key("dir", user_id)))
+        return frozenset(uuid.decode() if isinstance(uuid, bytes) else uuid for uuid in names)
+
     async def _sweep_forever(self) -> None:
         """Tidy the directory after replicas that went away (every replica does; the writes are
         compare-and-set, so they agree)."""
@@ -282,6 +298,29 @@ class RedisCluster:
                 await self._tidy(lambda held_by: not self.alive(held_by))
             except (StoreUnavailable, RedisError, OSError) as exc:
                 log.warning("cluster: sweep of gone replicas skipped: %s", exc)
+
+    async def prune(self, *, now: float, job_retention: float, offline_max_age: float) -> dict[str, int]:
+        """Persistent clients nobody holds, offline longer than `persistent_max_offline`, leave the bus with
+        what was kept for them (a replica holding one ages it out itself; these are held by no replica).
+        Every replica runs it (Liveness.prune); the removal is compare-and-set, so they agree."""
+        if self.persistent_max_offline is None:
+            return {}
+        cutoff, left = now - self.persistent_max_offline, 0
+        for user in await self._call(self._redis.smembers(self._key("users"))):
+            user_id = user.decode() if isinstance(user, bytes) else user
+            key = self._key("dir", user_id)
+            for uuid, raw in (await self._call(self._redis.hgetall(key))).items():
+                info = self._view(raw)
+                if info is None or info.replica is not None or not info.is_persistent or info.online:
+                    continue
+                if (info.offline_since or now) < cutoff and await self._call(
+                        self._replace_if_same(keys=[key], args=[uuid, raw, ""])):
+                    await self._queue.forget_persistent(user_id, info.uuid)
+                    self._changed.add(user_id)
+                    left += 1
+        if left:
+            self._wake.set()  # the flush tells the other replicas' directory copies
+        return {"persistent_clients": left}
 
     async def _tidy(self, gone: Any) -> None:
         """Entries held by replicas `gone(replica)` says are gone become offline (persistent) or leave (ephemeral).
@@ -392,16 +431,17 @@ class RedisCluster:
     async def _listen_forever(self) -> None:
         channels = self._key("to", self.replica), self._key("dirs")
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*channels)
                 self._forget_directories(None)  # what was said while nobody listened is unknown
+                await self._resync()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         await self._arrived(json.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, StoreUnavailable) as exc:
                 log.warning("cluster: listening again after %s", exc)
                 await asyncio.sleep(self.beat)
             except Exception:  # one bad message must not stop this replica's mail
@@ -409,6 +449,30 @@ class RedisCluster:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def _resync(self) -> None:
+        """After the mail was down (or at start), make up for what may have been missed: a client this
+        replica holds that registered elsewhere meanwhile is let go (the let-go message is lost); every
+        other one is written again (a Redis restarted from its append-only file may have lost up to its
+        last second of writes); and each offline persistent one loads what was kept for it meanwhile."""
+        by_user: dict[str, list[ClientInfo]] = {}
+        for info in self._inbox.held():
+            by_user.setdefault(info.user_id, []).append(info)
+        if not by_user:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, infos in by_user.items():
+                pipe.hmget(self._key("dir", user_id), [info.uuid for info in infos])
+            found = await self._call(pipe.execute())
+        for (user_id, infos), raws in zip(by_user.items(), found, strict=True):
+            for info, raw in zip(infos, raws, strict=True):
+                held_by = json.loads(raw).get("replica") if raw else None
+                if held_by is not None and held_by != self.replica:
+                    await self._inbox.let_go(user_id, info.uuid)
+                    continue
+                self.note(info)
+                if info.is_persistent and not info.online:
+                    await self._inbox.queue_grew(user_id, info.uuid)
 
     async def _arrived(self, message: dict[str, Any]) -> None:
         kind, inbox = message.get("k"), self._inbox
