@@ -1,12 +1,23 @@
-"""Style A round trip through a real headless Blender worker: blender_get_scene_info p50/p99 and jobs/s.
+"""Style A round trip through a real headless Blender worker: p50/p99, jobs/s and CPU per job of each process.
 
-    .venv/bin/python bench/bench_dispatch.py [--quick]   (needs the bpy module and a built zip)
+    .venv/bin/python bench/bench_dispatch.py [--quick] [--code] [--rounds N] [--profile DIR]
+      --code        blender_execute_code {"code": "x = 1"} instead of blender_get_scene_info {"limit": 10}
+      --rounds N    repeat both phases N times on the same server and worker (the VM is noisy: read ranges)
+      --profile DIR py-spy the server and the worker during the 16-in-flight phase (raw collapsed stacks)
+      --zip PATH    the extension zip the worker installs (default: the newest in dist/), to compare builds
+      --attach CMD  run CMD (formatted with {pid} and {name}: server, worker) beside each process during that
+                    phase, stopped with SIGINT after it (perf record, strace -c ...)
+    (needs the bpy module and a built zip)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,13 +28,42 @@ from blender_mcp_addon.protocol.answers import read_answer
 from tests.blender_worker import Worker
 from tests.helpers import bus_client, login, wait_online
 
+TICK = os.sysconf("SC_CLK_TCK")
 
-async def main(quick: bool) -> None:
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class CpuMeter:
+    """CPU per job of the server, the worker and this client, over one phase."""
+
+    def __init__(self, server_pid: int, worker_pid: int) -> None:
+        self.pids = {"server": server_pid, "worker": worker_pid}
+
+    def start(self) -> None:
+        self._at = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._client = time.process_time()
+
+    def line(self, jobs: int) -> str:
+        used = {name: cpu_seconds(pid) - self._at[name] for name, pid in self.pids.items()}
+        used["client"] = time.process_time() - self._client
+        return "   CPU/job " + "  ".join(f"{name} {seconds / jobs * 1000:5.2f} ms" for name, seconds in used.items())
+
+
+async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach: str | None,
+               zip_path: str | None) -> None:
     from fastmcp import Client
     from fastmcp.client.transports import StreamableHttpTransport
 
+    tool, args = ("blender_execute_code", {"code": "x = 1"}) if code else ("blender_get_scene_info", {"limit": 10})
     server = start_server(BLENDER_MCP_MESSAGES_PER_MINUTE="10000000")
-    worker = Worker(server.url, Path(tempfile.mkdtemp(prefix="bmcp-bench-blender-")), "blender-bench-01")
+    worker = Worker(server.url, Path(tempfile.mkdtemp(prefix="bmcp-bench-blender-")), "blender-bench-01",
+                    zip_path=zip_path)
+    assert server.proc is not None
+    meter = CpuMeter(server.proc.pid, worker.proc.pid)
     try:
         async with bus_client(server.url, uuid="bench-watch") as watch:
             await wait_online(watch, "blender-bench-01", timeout=120)
@@ -32,26 +72,43 @@ async def main(quick: bool) -> None:
         async with Client(transport) as client:
             n = 100 if quick else 400
             for _ in range(10):  # warm-up
-                await client.call_tool("blender_get_scene_info", {"limit": 10})
-            lat = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                raw = await client.call_tool("blender_get_scene_info", {"limit": 10})
-                lat.append(time.perf_counter() - t0)
-                assert read_answer(raw)["status"] == "completed"
-            report("dispatch get_scene_info, sequential", lat, n, sum(lat), "jobs/s")
-            sem = asyncio.Semaphore(16)
-            lat16: list[float] = []
-
-            async def one() -> None:
-                async with sem:
+                await client.call_tool(tool, args)
+            for round_no in range(rounds):
+                lat = []
+                meter.start()
+                for _ in range(n):
                     t0 = time.perf_counter()
-                    await client.call_tool("blender_get_scene_info", {"limit": 10})
-                    lat16.append(time.perf_counter() - t0)
+                    raw = await client.call_tool(tool, args)
+                    lat.append(time.perf_counter() - t0)
+                    assert read_answer(raw)["status"] == "completed"
+                report(f"dispatch {tool[8:]}, sequential", lat, n, sum(lat), "jobs/s")
+                print(meter.line(n), flush=True)
+                sem = asyncio.Semaphore(16)
+                lat16: list[float] = []
 
-            t0 = time.perf_counter()
-            await asyncio.gather(*(one() for _ in range(n * 2)))
-            report("dispatch get_scene_info, 16 in flight", lat16, n * 2, time.perf_counter() - t0, "jobs/s")
+                async def one(sem: asyncio.Semaphore = sem, lat16: list[float] = lat16) -> None:
+                    async with sem:
+                        t0 = time.perf_counter()
+                        await client.call_tool(tool, args)
+                        lat16.append(time.perf_counter() - t0)
+
+                spies = []
+                if (profile or attach) and round_no == rounds - 1:
+                    spy = str(Path(sys.executable).parent / "py-spy")
+                    for name, pid in meter.pids.items():
+                        cmd = (attach.format(pid=pid, name=name).split() if attach else
+                               [spy, "record", "-r", "500", "--nonblocking", "-f", "raw", "-o", f"{profile}/{name}.txt",
+                                "-p", str(pid), "-t"])
+                        spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                    await asyncio.sleep(1.0)
+                meter.start()
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(n * 2 * (3 if spies else 1))))
+                report(f"dispatch {tool[8:]}, 16 in flight", lat16, len(lat16), time.perf_counter() - t0, "jobs/s")
+                print(meter.line(len(lat16)), flush=True)
+                for spy in spies:
+                    spy.send_signal(2)
+                    spy.wait(20)
     finally:
         worker.stop()
         server.stop()
@@ -60,4 +117,13 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    run_bench(main, parser.parse_args().quick)
+    parser.add_argument("--code", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--profile")
+    parser.add_argument("--attach")
+    parser.add_argument("--zip")
+    a = parser.parse_args()
+    if a.profile:
+        shutil.rmtree(a.profile, ignore_errors=True)
+        os.makedirs(a.profile)
+    run_bench(main, a.quick, a.code, a.rounds, a.profile, a.attach, a.zip)

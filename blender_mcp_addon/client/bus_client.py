@@ -28,6 +28,7 @@ from ..protocol import priority_from_level
 from ..protocol.answers import PERMANENT_REGISTRATION_ERRORS, ErrorCode, is_error, read_answer
 from ..protocol.versions import PROTOCOL_VERSION, RELEASE, server_incompatibility
 from .auth import AuthError, TokenKeeper
+from .direct_call import DirectCaller
 from .keepalive import client_factory
 from .records import bus_record_of
 
@@ -117,6 +118,7 @@ class BusClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._kick: asyncio.Event | None = None
+        self._direct: DirectCaller | None = None  # job updates without the SDK's plumbing (direct_call.py)
 
     # -- public, any thread ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -230,6 +232,16 @@ class BusClient:
                                             httpx_client_factory=client_factory)
         client = Client(transport, message_handler=self._handle, log_handler=_ignore_logs, timeout=READ_TIMEOUT,
                         init_timeout=15)
+        self._direct = DirectCaller(f"{self.keeper.base}/mcp", self.keeper.auth(), READ_TIMEOUT)
+        try:
+            await self._connected(client)
+        finally:
+            direct, self._direct = self._direct, None
+            if direct is not None:
+                await direct.aclose()
+
+    async def _connected(self, client: Any) -> None:
+        assert self._stop is not None
         async with client:
             await client.set_logging_level("debug")
             await self._register(client)
@@ -321,9 +333,12 @@ class BusClient:
                 if outcome.get("status") == "error":
                     log.warning("job_update for %s refused: %s", update.get("job_id"), outcome.get("message"))
 
-    @staticmethod
-    async def _send_batch(client: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        result = await client.call_tool("blender_job_updates", {"updates": batch}, raise_on_error=False)
+    async def _send_batch(self, client: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        result: Any = None
+        if self._direct is not None:
+            result = await self._direct.call(client, "blender_job_updates", {"updates": batch})
+        if result is None:  # not sent directly, or its answer unreadable: a repeat is harmless (see above)
+            result = await client.call_tool("blender_job_updates", {"updates": batch}, raise_on_error=False)
         answer = read_answer(result)
         if answer.get("status") == "ok":
             return answer.get("results", [])
