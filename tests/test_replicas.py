@@ -194,6 +194,27 @@ async def test_the_client_limit_counts_the_whole_bus_not_one_replica(tmp_path, r
         group.stop()
 
 
+async def test_a_style_a_call_over_the_rate_is_refused_across_replicas_and_leaves_no_job(
+        tmp_path, redis_server, postgres_server):
+    group = Replicas(tmp_path, redis_server, postgres_server, count=2, BLENDER_MCP_MESSAGES_PER_MINUTE="3",
+                     BLENDER_MCP_REDIS_PREFIX="rate-test:").start()
+    try:
+        async with bus_client(group.url(1), uuid="rated-blender", client_type="blender") as blender:
+            responder = asyncio.create_task(answer_jobs(blender))
+            try:
+                async with bus_client(group.url(0)) as caller:
+                    await wait_online(caller, "rated-blender")
+                    answers = [tool_json(await caller.call_tool("blender_get_scene_info", {})) for _ in range(5)]
+            finally:
+                responder.cancel()
+        assert [a["status"] for a in answers] == ["completed"] * 3 + ["rate_limited"] * 2, answers
+        with postgres_server.connect() as conn:
+            rows = conn.execute("SELECT status FROM jobs WHERE target_uuid='rated-blender'").fetchall()
+        assert sorted(r[0] for r in rows) == ["completed"] * 3  # the refused calls' jobs were taken back
+    finally:
+        group.stop()
+
+
 async def test_two_users_stay_apart_across_replicas(replicas):
     added = replicas.servers[0].cli("user", "add", "other", "--password", "other-pw", "--database", replicas.database.url)
     assert added.returncode == 0 or "exists" in added.stderr, added.stderr

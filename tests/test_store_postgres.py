@@ -158,6 +158,9 @@ async def test_jobs_are_kept_per_user(store: Store) -> None:
     assert await store.get_job("3", "j1") is None and await store.get_job("1", "nope") is None
     assert await store.set_job_status("3", "j1", "failed") is None  # nothing there: nothing happens
     assert await store.get_job("3", "j1") is None
+    await store.delete_job("2", "j1")
+    await store.delete_job("2", "j1")  # gone already: no error
+    assert await store.get_job("2", "j1") is None and await store.get_job("1", "j1") is not None  # per user
 
 
 async def test_persistent_clients_and_their_offline_records(store: Store) -> None:

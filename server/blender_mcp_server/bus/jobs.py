@@ -30,6 +30,10 @@ class Jobs:
         now = time.time()
         await self._store.put_job(JobRow(job_id, user_id, originator, target, command, "queued", now, now))
 
+    async def forget(self, user_id: str, job_id: str) -> None:
+        """The job was never sent (its call was refused after it was recorded)."""
+        await self._store.delete_job(user_id, job_id)
+
     async def get(self, user_id: str, job_id: str) -> JobRow | None:
         return await self._store.get_job(user_id, job_id)
 

@@ -359,18 +359,14 @@ class Bus:
         if self.metrics is not None:
             self.metrics.job_updates += 1
         delivered = {"status": "delivered", "routing": {"type": "direct", "target_uuid": "dispatch-tool"}}
-        # A Style A call waiting for it has its answer first (it names its own command); the status is
-        # written meanwhile, in the statement that also reads the job for the other routes.
-        if self.jobs.offer(caller.user_id, job_id, payload):
-            await self.jobs.set_status(caller.user_id, job_id, status)
+        # A Style A call waiting for it, here or on another replica, has its answer first (it names its own
+        # command); the status is written after, in the statement that also reads the job for the other
+        # routes. Not side by side: the store's client work would hold the PUBLISH back (measured ~0.7 ms).
+        waiting = self.jobs.offer(caller.user_id, job_id, payload) or (
+            self.cluster.shared and await self.cluster.forward_update(caller.user_id, job_id, payload))
+        job = await self.jobs.set_status(caller.user_id, job_id, status)
+        if waiting:
             return delivered
-        if self.cluster.shared:
-            forwarded, job = await asyncio.gather(self.cluster.forward_update(caller.user_id, job_id, payload),
-                                                  self.jobs.set_status(caller.user_id, job_id, status))
-            if forwarded:
-                return delivered
-        else:
-            job = await self.jobs.set_status(caller.user_id, job_id, status)
         if job is not None:
             payload.setdefault("command", job.command)
         if job is None:

@@ -378,6 +378,10 @@ class PostgresStore:
                               "updated FROM jobs WHERE user_id=%s AND job_id=%s", (user_id, job_id))
         return JobRow(*row) if row else None
 
+    async def delete_job(self, user_id: str, job_id: str) -> None:
+        if _no_nul(user_id, job_id):
+            await self._run("DELETE FROM jobs WHERE user_id=%s AND job_id=%s", (user_id, job_id))
+
     async def set_job_status(self, user_id: str, job_id: str, status: str) -> JobRow | None:
         if not _no_nul(user_id, job_id, status):
             return None

@@ -74,6 +74,10 @@ class JobStore(Protocol):
 
     async def get_job(self, user_id: str, job_id: str) -> JobRow | None: ...
 
+    async def delete_job(self, user_id: str, job_id: str) -> None:
+        """Delete the job (no error when there is none)."""
+        ...
+
     async def set_job_status(self, user_id: str, job_id: str, status: str) -> JobRow | None:
         """Set the job's status (and its `updated` time) and answer the row as it is now, in one statement:
         None when the store has no such job."""

@@ -266,6 +266,9 @@ class SqliteStore:
         row = self._one("SELECT * FROM jobs WHERE user_id=? AND job_id=?", (user_id, job_id))
         return JobRow(*row) if row else None
 
+    async def delete_job(self, user_id: str, job_id: str) -> None:
+        self._run("DELETE FROM jobs WHERE user_id=? AND job_id=?", (user_id, job_id))
+
     async def set_job_status(self, user_id: str, job_id: str, status: str) -> JobRow | None:
         row = self._one("UPDATE jobs SET status=?, updated=? WHERE user_id=? AND job_id=? RETURNING *",
                         (status, time.time(), user_id, job_id))

@@ -89,8 +89,6 @@ async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, An
     if isinstance(chosen, dict):
         return chosen
     entry = chosen
-    if bad := await bus.check_rate(caller):
-        return dispatch_answer("rate_limited", command, entry.uuid, error=bad["message"])
     job_id = new_id("j")
     payload = CommandDispatch(job_id=job_id, command=command, params=params).model_dump()
     size, bad = bus.measure(payload)
@@ -99,12 +97,8 @@ async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, An
     updates = bus.jobs.wait_for(caller.user_id, job_id)
     remote = not isinstance(entry, ClientEntry)  # its Blender is on another replica: the update comes through it
     try:
-        recorded = bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
-        if remote:  # two stores, two round trips at once
-            await asyncio.gather(recorded, bus.cluster.expect_update(
-                caller.user_id, job_id, timeout + 2 * bus.settings.cancel_ack_timeout + 30))
-        else:
-            await recorded
+        if bad := await _rate_and_record(bus, caller, entry, command, job_id, remote, timeout):
+            return dispatch_answer("rate_limited", command, entry.uuid, error=bad["message"])
         sent = await bus.deliver(caller.user_id, [entry], Routing(type="direct", target_uuid=entry.uuid), payload,
                            DEFAULT_PRIORITY, from_uuid=f"dispatch:{caller.session_id or 'stateless'}", job_id=job_id,
                            size=size)
@@ -115,6 +109,26 @@ async def _dispatch(bus: Bus, caller: Caller, command: str, params: dict[str, An
         bus.jobs.stop_waiting(caller.user_id, job_id)
         if remote:
             bus.cluster.stop_expecting(caller.user_id, job_id)
+
+
+async def _rate_and_record(bus: Bus, caller: Caller, entry: ClientInfo, command: str, job_id: str, remote: bool,
+                           timeout: float) -> dict[str, Any] | None:
+    """Count the call against the user's rate and record its job (and, for a Blender on another replica,
+    where the call waits); the rate's refusal, if any. One server does them in turn; replicas send all
+    three to their stores at once, and take the job back when the rate refused the call."""
+    record = bus.jobs.record(caller.user_id, job_id, originator=None, target=entry.uuid, command=command)
+    if not bus.cluster.shared:
+        if bad := await bus.check_rate(caller):
+            record.close()
+            return bad
+        await record
+        return None
+    waits = [bus.cluster.expect_update(caller.user_id, job_id, timeout + 2 * bus.settings.cancel_ack_timeout + 30)
+             ] if remote else []
+    bad, *_ = await asyncio.gather(bus.check_rate(caller), record, *waits)
+    if bad:
+        await bus.jobs.forget(caller.user_id, job_id)
+    return bad
 
 
 async def _wait(bus: Bus, caller: Caller, entry: ClientInfo, command: str, job_id: str,
