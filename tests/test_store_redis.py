@@ -340,3 +340,27 @@ async def test_persistent_clients_nobody_holds_age_out_of_the_directory(redis_se
     finally:
         await cluster.stop()
         await queue.close()
+
+
+@pytest.mark.services
+async def test_a_hit_then_publish_sends_only_within_the_limit(redis_server: RedisServer) -> None:
+    queue = RedisQueueStore.from_url(redis_server.url, prefix="then-publish:")
+    counter = queue.counters()("job_updates", 2, 60.0)
+    assert isinstance(counter, RedisWindowCounter)
+    listener = redis_server.client()
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("then-publish:to:r1")
+    try:
+        outcomes = [await counter.hit_then_publish("7", "then-publish:to:r1", f"update {n}") for n in range(3)]
+        assert outcomes == [(True, 1), (True, 1), (False, 0)]  # the refused one is counted, never sent
+        heard = []
+        deadline = time.monotonic() + 5
+        while len(heard) < 2 and time.monotonic() < deadline:
+            if (message := pubsub.get_message(timeout=0.2)) is not None:
+                heard.append(message["data"])
+        assert heard == [b"update 0", b"update 1"] and pubsub.get_message(timeout=0.3) is None
+        assert await counter.count("7") == 3 and not await counter.hit("7")
+    finally:
+        pubsub.close()
+        listener.close()
+        await queue.close()

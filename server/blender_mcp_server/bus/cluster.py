@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ..storage.counters import RateCounter
 from ..storage.records import ClientInfo
 
 
@@ -95,8 +96,10 @@ class Cluster(Protocol):
         for it)."""
         ...
 
-    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
-        """Hand a job update to the replica where its Style A call waits; False when none waits."""
+    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any], rate: RateCounter) -> str:
+        """Count the update against `rate` and, within it, hand it to the replica where its Style A call
+        waits: "forwarded", "nowhere" (counted; no call waits elsewhere) or "refused" (over the rate;
+        nothing was sent)."""
         ...
 
 
@@ -139,5 +142,5 @@ class SingleServer:
     def stop_expecting(self, user_id: str, job_id: str) -> None:
         return None
 
-    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
-        return False
+    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any], rate: RateCounter) -> str:
+        return "nowhere" if await rate.hit(user_id) else "refused"

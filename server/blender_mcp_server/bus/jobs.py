@@ -50,6 +50,9 @@ class Jobs:
     def stop_waiting(self, user_id: str, job_id: str) -> None:
         self._waiters.pop((user_id, job_id), None)
 
+    def is_waiting(self, user_id: str, job_id: str) -> bool:
+        return (user_id, job_id) in self._waiters
+
     def offer(self, user_id: str, job_id: str, update: dict[str, Any]) -> bool:
         queue = self._waiters.get((user_id, job_id))
         if queue is None:

@@ -341,9 +341,6 @@ class Bus:
                    details: dict[str, Any] | None = None, from_uuid: str | None = None) -> dict[str, Any]:
         if bad := bad_id(job_id, "job_id") or bad_id(from_uuid, "from_uuid", required=False):
             return bad
-        if not await self._update_rate.hit(caller.user_id):
-            return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._update_rate.limit} job updates a minute on your bus",
-                         retry_after=self._update_rate.retry_after())
         try:
             update = JobUpdate(job_id=job_id, status=status, result=result, error=error_text or "",
                                progress=progress, message=message, details=details,
@@ -355,6 +352,17 @@ class Bus:
         size, bad = self.measure(payload)
         if bad:
             return bad
+        # Counted before it goes anywhere; for a call waiting on another replica the cluster counts it and
+        # sends it in one round trip (a refused update is never sent).
+        if self.jobs.is_waiting(caller.user_id, job_id) or not self.cluster.shared:
+            allowed = await self._update_rate.hit(caller.user_id)
+            waiting = allowed and self.jobs.offer(caller.user_id, job_id, payload)
+        else:
+            outcome = await self.cluster.forward_update(caller.user_id, job_id, payload, self._update_rate)
+            allowed, waiting = outcome != "refused", outcome == "forwarded"
+        if not allowed:
+            return bus_error(ErrorCode.RATE_LIMITED, f"more than {self._update_rate.limit} job updates a minute on your bus",
+                         retry_after=self._update_rate.retry_after())
         self.registry.touch_session(caller.session_id)
         if self.metrics is not None:
             self.metrics.job_updates += 1
@@ -362,8 +370,6 @@ class Bus:
         # A Style A call waiting for it, here or on another replica, has its answer first (it names its own
         # command); the status is written after, in the statement that also reads the job for the other
         # routes. Not side by side: the store's client work would hold the PUBLISH back (measured ~0.7 ms).
-        waiting = self.jobs.offer(caller.user_id, job_id, payload) or (
-            self.cluster.shared and await self.cluster.forward_update(caller.user_id, job_id, payload))
         job = await self.jobs.set_status(caller.user_id, job_id, status)
         if waiting:
             return delivered

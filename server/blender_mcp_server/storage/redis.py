@@ -229,7 +229,7 @@ class RedisQueueStore:
 # One event (ARGV[2] = 1) or none (0) for KEYS[1] in the window of ARGV[1] ms, on Redis's clock, so that
 # every replica counts in the same slots. Returns this slot's count, the previous slot's, and how far (ms)
 # into this slot Redis is: the caller weighs the previous one with that, as WindowCounter does.
-_RATE = """
+_COUNT = """
 local window = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -244,7 +244,15 @@ if tonumber(ARGV[2]) > 0 then
   end
   redis.call('PEXPIRE', KEYS[1], 2 * window)
 end
-return {current, previous, now - slot * window}
+"""
+_RATE = _COUNT + "return {current, previous, now - slot * window}\n"
+# A hit that, when the estimate stays within the limit (ARGV[3]), also publishes ARGV[5] on ARGV[4]: a job
+# update for a call waiting on another replica costs one round trip, and a refused one is never sent.
+_RATE_THEN_PUBLISH = _COUNT + """
+if current + previous * (1.0 - (now - slot * window) / window) <= tonumber(ARGV[3]) then
+  return {1, redis.call('PUBLISH', ARGV[4], ARGV[5])}
+end
+return {0, 0}
 """
 
 
@@ -262,6 +270,7 @@ class RedisWindowCounter:
         self._window_ms = max(1, round(window * 1000))
         self._key = f"{prefix}rate:{name}:"
         self._script = redis.register_script(_RATE)
+        self._then_publish = redis.register_script(_RATE_THEN_PUBLISH)
         self._redis = redis
 
     async def _run(self, key: str, add: int) -> float:
@@ -274,6 +283,14 @@ class RedisWindowCounter:
 
     async def count(self, key: str) -> float:
         return await self._run(key, 0)
+
+    async def hit_then_publish(self, key: str, channel: str, message: str) -> tuple[bool, int]:
+        """`hit(key)` and, only when it is within the limit, PUBLISH `message` on `channel`, in one atomic
+        script: (within the limit, how many subscribers heard it)."""
+        async with _reaching("a rate count"):
+            allowed, heard = await self._then_publish(keys=[self._key + key],
+                                                      args=[self._window_ms, 1, self.limit, channel, message])
+        return bool(int(allowed)), int(heard)
 
     async def over(self, key: str) -> bool:
         # Rounded up: just past a slot boundary the previous slot's weight is a hair under 1, and a burst

@@ -41,8 +41,10 @@ from redis.exceptions import RedisError
 
 from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
 
+from .counters import RateCounter
 from .protocols import QueueStore
 from .records import ClientInfo, StoreUnavailable
+from .redis import RedisWindowCounter
 
 log = logging.getLogger(__name__)
 _WAITS_KEPT = 65_536  # jobs whose waiting replica is remembered here (see RedisCluster._waits)
@@ -417,7 +419,7 @@ class RedisCluster:
         if not task.cancelled() and (exc := task.exception()) is not None:  # the key expires by itself
             log.warning("cluster: a finished call's wait key was left to expire: %s", exc)
 
-    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any]) -> bool:
+    async def forward_update(self, user_id: str, job_id: str, payload: dict[str, Any], rate: RateCounter) -> str:
         key = (user_id, job_id)
         final = payload.get("status") in FINAL_JOB_STATUSES
         replica = self._waits.pop(key, None) if final else self._waits.get(key)
@@ -425,8 +427,16 @@ class RedisCluster:
             waits_on = await self._call(self._redis.get(self._key("wait", user_id, job_id)))
             replica = waits_on.decode() if isinstance(waits_on, bytes) else waits_on
         if not replica or replica == self.replica:
-            return False
-        return bool(await self._send(replica, {"k": "upd", "u": user_id, "j": job_id, "d": payload}))
+            return "nowhere" if await rate.hit(user_id) else "refused"
+        message = _dumps({"k": "upd", "u": user_id, "j": job_id, "d": payload})
+        if isinstance(rate, RedisWindowCounter):  # the count and the PUBLISH in one round trip
+            allowed, heard = await rate.hit_then_publish(user_id, self._key("to", replica), message)
+        else:
+            allowed = await rate.hit(user_id)
+            heard = int(await self._call(self._redis.publish(self._key("to", replica), message))) if allowed else 0
+        if not allowed:
+            return "refused"
+        return "forwarded" if heard else "nowhere"
 
     async def _listen_forever(self) -> None:
         channels = self._key("to", self.replica), self._key("dirs")
