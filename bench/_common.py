@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import ServerProcess, free_port  # noqa: E402
+from tests.helpers import ServerProcess, bus_client, free_port  # noqa: E402
 
 
 def start_server(**env: str) -> ServerProcess:
@@ -55,3 +59,54 @@ def run_bench(main: Callable[..., Awaitable[None]], *args: Any) -> None:
     cpu_check("before")
     asyncio.run(main(*args))
     cpu_check("after")
+
+
+def raise_fd_limit(n: int) -> None:
+    """Room for `n` clients' sockets in this process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * n + 256)), hard))
+
+
+def idle_clients_child(url: str, token: str, first: int, count: int, conn: Connection, joins_at_once: int = 12,
+                       attempts: int = 1) -> None:
+    """A child process holding `count` idle bus clients (`idle-<first>` ...) on the server at `url`.
+
+    It sends "joined" once all are registered; then, for each round number it receives, it waits until
+    every client has that round's record and sends the time it saw the last one; None ends it. Each join
+    is tried `attempts` times (thousands of joins on 2 cores starve some past the client's timeout)."""
+    raise_fd_limit(count)
+    asyncio.run(_idle_clients(url, token, first, count, conn, joins_at_once, attempts))
+
+
+async def _idle_clients(url: str, token: str, first: int, count: int, conn: Connection, joins_at_once: int,
+                        attempts: int) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        sem = asyncio.Semaphore(joins_at_once)
+        clients = []
+
+        async def join(i: int) -> None:
+            for attempt in range(attempts):
+                async with sem:
+                    own = contextlib.AsyncExitStack()
+                    try:
+                        client = await own.enter_async_context(bus_client(url, token=token))
+                        await client.call_tool("blender_register_client", {"client_uuid": f"idle-{i:04d}",
+                                                                           "client_type": "llm"})
+                    except Exception:
+                        with contextlib.suppress(Exception):
+                            await own.aclose()
+                        if attempt == attempts - 1:
+                            raise
+                        continue
+                    stack.push_async_callback(own.aclose)
+                    clients.append(client)
+                    return
+
+        await asyncio.gather(*(join(i) for i in range(first, first + count)))
+        gc.collect()
+        gc.freeze()  # the clients' heap is settled; later collections only walk new objects
+        conn.send("joined")
+        while (round_ := await asyncio.to_thread(conn.recv)) is not None:
+            for client in clients:
+                await client.collector.wait_for(round_ + 1, timeout=60)
+            conn.send(time.monotonic())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import multiprocessing
 import re
 import shutil
@@ -35,8 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from _common import pct, report, run_bench, start_server
-from bench_scale import raise_fd_limit
+from _common import idle_clients_child, pct, raise_fd_limit, report, run_bench, start_server
 from blender_mcp_server.storage.redis import _RATE
 
 from blender_mcp_addon.protocol.answers import read_answer
@@ -311,43 +309,9 @@ JOINS_AT_ONCE = 4  # per child: 2 cores hold 3 replicas and the children; more a
 
 
 def fan_child(url: str, token: str, first: int, count: int, conn: Connection) -> None:
-    """A child process holding `count` idle bus clients on one replica (bench_scale.py's children, with
-    fewer joins at once and a second try: 3,000 joins on 2 cores starve some past the client's timeout)."""
-    raise_fd_limit(count)
-    asyncio.run(_fan_child(url, token, first, count, conn))
-
-
-async def _fan_child(url: str, token: str, first: int, count: int, conn: Connection) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        sem = asyncio.Semaphore(JOINS_AT_ONCE)
-        clients = []
-
-        async def join(i: int) -> None:
-            for attempt in range(3):
-                async with sem:
-                    own = contextlib.AsyncExitStack()
-                    try:
-                        client = await own.enter_async_context(bus_client(url, token=token))
-                        await client.call_tool("blender_register_client", {"client_uuid": f"idle-{i:04d}",
-                                                                           "client_type": "llm"})
-                    except Exception:
-                        with contextlib.suppress(Exception):
-                            await own.aclose()
-                        if attempt == 2:
-                            raise
-                        continue
-                    stack.push_async_callback(own.aclose)
-                    clients.append(client)
-                    return
-
-        await asyncio.gather(*(join(i) for i in range(first, first + count)))
-        gc.collect()
-        gc.freeze()  # the clients' heap is settled; later collections only walk new objects
-        conn.send("joined")
-        while (round_ := await asyncio.to_thread(conn.recv)) is not None:
-            for client in clients:
-                await client.collector.wait_for(round_ + 1, timeout=60)
-            conn.send(time.monotonic())
+    """A child process holding `count` idle bus clients on one replica, with fewer joins at once and
+    three tries each (3,000 joins on 2 cores starve some past the client's timeout)."""
+    idle_clients_child(url, token, first, count, conn, joins_at_once=JOINS_AT_ONCE, attempts=3)
 
 
 async def fanout_part(work: Path, redis: RedisServer, database: PostgresServer, meter: Meter, n: int,

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import multiprocessing
-import resource
 import time
-from contextlib import AsyncExitStack
 from multiprocessing.connection import Connection
 
-from _common import run_bench, start_server
+from _common import idle_clients_child, raise_fd_limit, run_bench, start_server
 
 from tests.helpers import bus_client, login, tool_json
 
@@ -30,38 +27,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def raise_fd_limit(n: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * n + 256)), hard))
-
-
-def child(url: str, token: str, first: int, count: int, conn: Connection) -> None:
-    raise_fd_limit(count)
-    asyncio.run(_child(url, token, first, count, conn))
-
-
-async def _child(url: str, token: str, first: int, count: int, conn: Connection) -> None:
-    async with AsyncExitStack() as stack:
-        sem = asyncio.Semaphore(12)
-        clients = []
-
-        async def join(i: int) -> None:
-            async with sem:
-                client = await stack.enter_async_context(bus_client(url, token=token))
-                await client.call_tool("blender_register_client", {"client_uuid": f"idle-{i:04d}",
-                                                                   "client_type": "llm"})
-                clients.append(client)
-
-        await asyncio.gather(*(join(i) for i in range(first, first + count)))
-        gc.collect()
-        gc.freeze()  # the clients' heap is settled; later collections only walk new objects
-        conn.send("joined")
-        while (round_ := await asyncio.to_thread(conn.recv)) is not None:
-            for client in clients:
-                await client.collector.wait_for(round_ + 1, timeout=60)
-            conn.send(time.monotonic())
 
 
 async def main(n: int, processes: int) -> None:
@@ -82,7 +47,7 @@ async def main(n: int, processes: int) -> None:
                 if count <= 0:
                     break
                 ours, theirs = ctx.Pipe()
-                proc = ctx.Process(target=child, args=(server.url, token, first, count, theirs), daemon=True)
+                proc = ctx.Process(target=idle_clients_child, args=(server.url, token, first, count, theirs), daemon=True)
                 proc.start()
                 pipes.append(ours)
                 procs.append(proc)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import bus_client, send, tool_json, wait_online
 from tests.services import PostgresServer, RedisServer
-from tests.test_replicas import Replicas, answer_jobs
+from tests.test_replicas import Replicas, stand_in_blender
 
 pytestmark = pytest.mark.anyio
 
@@ -78,34 +78,29 @@ async def test_a_redis_restart_loses_nothing_queued_and_the_bus_recovers(pair):
 
 
 async def test_a_postgresql_restart_answers_backend_unavailable_then_heals(pair):
-    async with bus_client(pair.url(1), uuid="pg-blender", client_type="blender") as blender:
-        responder = asyncio.create_task(answer_jobs(blender))
-        try:
-            async with bus_client(pair.url(0)) as caller:
-                await wait_online(caller, "pg-blender")
-                assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
-                pair.database.kill()
-                started = time.monotonic()
-                down = tool_json(await caller.call_tool("blender_get_scene_info", {}))
-                assert down["status"] == "backend_unavailable", down
-                assert time.monotonic() - started < 8
-                login = httpx.post(f"{pair.url(1)}/auth/login", json={"username": "demo", "password": "demo"},
-                                   timeout=15)
-                assert login.status_code == 503 and login.json()["error"] == "backend_unavailable"
-                pair.database.restart()
+    async with stand_in_blender(pair.url(1), "pg-blender"):
+        async with bus_client(pair.url(0)) as caller:
+            await wait_online(caller, "pg-blender")
+            assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
+            pair.database.kill()
+            started = time.monotonic()
+            down = tool_json(await caller.call_tool("blender_get_scene_info", {}))
+            assert down["status"] == "backend_unavailable", down
+            assert time.monotonic() - started < 8
+            login = httpx.post(f"{pair.url(1)}/auth/login", json={"username": "demo", "password": "demo"},
+                               timeout=15)
+            assert login.status_code == 503 and login.json()["error"] == "backend_unavailable"
+            pair.database.restart()
 
-                async def works():
-                    return tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
+            async def works():
+                return tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
 
-                await _until(works)
-        finally:
-            responder.cancel()
+            await _until(works)
 
 
 async def test_killing_the_callers_replica_leaves_no_orphaned_job(pair):
     hold = asyncio.Event()
-    async with bus_client(pair.url(1), uuid="survivor", client_type="blender") as blender:
-        responder = asyncio.create_task(answer_jobs(blender, hold=hold))
+    async with stand_in_blender(pair.url(1), "survivor", hold=hold) as blender:
         try:
             caller_session = bus_client(pair.url(0))
             caller = await caller_session.__aenter__()
@@ -130,5 +125,4 @@ async def test_killing_the_callers_replica_leaves_no_orphaned_job(pair):
 
             await _until(final, timeout=10)
         finally:
-            responder.cancel()
             pair.servers[0].start()

@@ -11,7 +11,7 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,18 @@ async def answer_jobs(blender: Any, result: dict[str, Any] | None = None, hold: 
         await asyncio.sleep(0.01)
 
 
+@contextlib.asynccontextmanager
+async def stand_in_blender(url: str, uuid: str, result: dict[str, Any] | None = None,
+                           hold: asyncio.Event | None = None) -> AsyncIterator[Any]:
+    """A Blender client `uuid` on the replica at `url` that answers its jobs (`answer_jobs`) while open."""
+    async with bus_client(url, uuid=uuid, client_type="blender") as blender:
+        responder = asyncio.create_task(answer_jobs(blender, result, hold))
+        try:
+            yield blender
+        finally:
+            responder.cancel()
+
+
 async def test_every_routing_mode_reaches_clients_on_other_replicas(replicas):
     r0, r1, r2 = replicas.url(0), replicas.url(1), replicas.url(2)
     async with (bus_client(r0, uuid="sender") as sender,
@@ -108,20 +120,16 @@ async def test_every_routing_mode_reaches_clients_on_other_replicas(replicas):
 
 
 async def test_a_style_a_call_on_one_replica_runs_on_a_blender_held_by_another(replicas):
-    async with bus_client(replicas.url(1), uuid="blender-r1", client_type="blender") as blender:
-        responder = asyncio.create_task(answer_jobs(blender))
-        try:
-            async with bus_client(replicas.url(0)) as caller:
-                await wait_online(caller, "blender-r1")
-                answer = tool_json(await caller.call_tool("blender_get_scene_info", {}))
-                assert answer["status"] == "completed", answer
-                assert answer["target_uuid"] == "blender-r1" and json.loads(answer["result"])["answered_by"] == "stand-in"
-                started = time.perf_counter()
-                for _ in range(20):
-                    assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
-                assert time.perf_counter() - started < 10
-        finally:
-            responder.cancel()
+    async with stand_in_blender(replicas.url(1), "blender-r1"):
+        async with bus_client(replicas.url(0)) as caller:
+            await wait_online(caller, "blender-r1")
+            answer = tool_json(await caller.call_tool("blender_get_scene_info", {}))
+            assert answer["status"] == "completed", answer
+            assert answer["target_uuid"] == "blender-r1" and json.loads(answer["result"])["answered_by"] == "stand-in"
+            started = time.perf_counter()
+            for _ in range(20):
+                assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
+            assert time.perf_counter() - started < 10
 
 
 def command_calls(redis: RedisServer, *names: str) -> dict[str, int]:
@@ -132,33 +140,29 @@ def command_calls(redis: RedisServer, *names: str) -> dict[str, int]:
 
 
 async def test_routing_reuses_its_copy_of_the_directory_and_hears_every_change_at_once(replicas):
-    async with bus_client(replicas.url(1), uuid="cached-blender-1", client_type="blender") as blender:
-        responder = asyncio.create_task(answer_jobs(blender))
-        try:
-            async with bus_client(replicas.url(0)) as caller:
-                await wait_online(caller, "cached-blender-1")
-                before = command_calls(replicas.redis, "hgetall", "get")
-                started = time.monotonic()
-                for _ in range(20):
-                    assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
-                after = command_calls(replicas.redis, "hgetall", "get")
-                # one read of the whole directory per second of calls, not one per call; and the Blender's
-                # replica knows where each call waits from the job's record, without reading its wait: key
-                assert after["hgetall"] - before["hgetall"] <= 1 + int(time.monotonic() - started), (before, after)
-                assert after["get"] == before["get"], (before, after)
+    async with stand_in_blender(replicas.url(1), "cached-blender-1"):
+        async with bus_client(replicas.url(0)) as caller:
+            await wait_online(caller, "cached-blender-1")
+            before = command_calls(replicas.redis, "hgetall", "get")
+            started = time.monotonic()
+            for _ in range(20):
+                assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
+            after = command_calls(replicas.redis, "hgetall", "get")
+            # one read of the whole directory per second of calls, not one per call; and the Blender's
+            # replica knows where each call waits from the job's record, without reading its wait: key
+            assert after["hgetall"] - before["hgetall"] <= 1 + int(time.monotonic() - started), (before, after)
+            assert after["get"] == before["get"], (before, after)
 
-                async def answer_within(status: str, seconds: float) -> None:
-                    deadline = time.monotonic() + seconds
-                    while (got := tool_json(await caller.call_tool("blender_get_scene_info", {})))["status"] != status:
-                        assert time.monotonic() < deadline, got
-                # a second Blender registering on another replica is seen well inside the cache's second...
-                async with bus_client(replicas.url(2), uuid="cached-blender-2", client_type="blender") as second:
-                    await answer_within("ambiguous_target", 0.3)
-                    await second.call_tool("blender_unregister_client", {"client_uuid": "cached-blender-2"})
-                    # ...and so is its leaving
-                    await answer_within("completed", 0.3)
-        finally:
-            responder.cancel()
+            async def answer_within(status: str, seconds: float) -> None:
+                deadline = time.monotonic() + seconds
+                while (got := tool_json(await caller.call_tool("blender_get_scene_info", {})))["status"] != status:
+                    assert time.monotonic() < deadline, got
+            # a second Blender registering on another replica is seen well inside the cache's second...
+            async with bus_client(replicas.url(2), uuid="cached-blender-2", client_type="blender") as second:
+                await answer_within("ambiguous_target", 0.3)
+                await second.call_tool("blender_unregister_client", {"client_uuid": "cached-blender-2"})
+                # ...and so is its leaving
+                await answer_within("completed", 0.3)
 
 
 async def test_an_update_after_its_call_ended_reaches_no_one_across_replicas(replicas):
@@ -199,14 +203,10 @@ async def test_a_style_a_call_over_the_rate_is_refused_across_replicas_and_leave
     group = Replicas(tmp_path, redis_server, postgres_server, count=2, BLENDER_MCP_MESSAGES_PER_MINUTE="3",
                      BLENDER_MCP_REDIS_PREFIX="rate-test:").start()
     try:
-        async with bus_client(group.url(1), uuid="rated-blender", client_type="blender") as blender:
-            responder = asyncio.create_task(answer_jobs(blender))
-            try:
-                async with bus_client(group.url(0)) as caller:
-                    await wait_online(caller, "rated-blender")
-                    answers = [tool_json(await caller.call_tool("blender_get_scene_info", {})) for _ in range(5)]
-            finally:
-                responder.cancel()
+        async with stand_in_blender(group.url(1), "rated-blender"):
+            async with bus_client(group.url(0)) as caller:
+                await wait_online(caller, "rated-blender")
+                answers = [tool_json(await caller.call_tool("blender_get_scene_info", {})) for _ in range(5)]
         assert [a["status"] for a in answers] == ["completed"] * 3 + ["rate_limited"] * 2, answers
         with postgres_server.connect() as conn:
             rows = conn.execute("SELECT status FROM jobs WHERE target_uuid='rated-blender'").fetchall()
@@ -247,9 +247,7 @@ async def test_a_persistent_clients_queue_waits_for_it_on_any_replica(replicas):
 async def test_a_caller_learns_its_target_is_lost_when_the_blenders_replica_dies(replicas):
     hold = asyncio.Event()  # never set: the stand-in takes the job and never answers
     async with contextlib.AsyncExitStack() as stack:
-        blender = await stack.enter_async_context(
-            bus_client(replicas.url(1), uuid="doomed", client_type="blender"))
-        responder = asyncio.create_task(answer_jobs(blender, hold=hold))
+        blender = await stack.enter_async_context(stand_in_blender(replicas.url(1), "doomed", hold=hold))
         caller = await stack.enter_async_context(bus_client(replicas.url(0)))
         await wait_online(caller, "doomed")
         call = asyncio.create_task(caller.call_tool("blender_get_scene_info", {"_timeout": 60}))
@@ -259,7 +257,6 @@ async def test_a_caller_learns_its_target_is_lost_when_the_blenders_replica_dies
         try:
             answer = tool_json(await asyncio.wait_for(call, 30))
         finally:
-            responder.cancel()
             replicas.servers[1].start()
         assert answer["status"] == "target_lost", answer
         assert time.monotonic() - started < 15
@@ -268,17 +265,13 @@ async def test_a_caller_learns_its_target_is_lost_when_the_blenders_replica_dies
 async def test_sessions_through_haproxy_stay_on_their_replica(replicas, haproxy_factory):
     proxy = haproxy_factory([s.port for s in replicas.servers])
     proxy.wait_states({s.port: "UP" for s in replicas.servers})
-    async with bus_client(replicas.url(2), uuid="blender-r2", client_type="blender") as blender:
-        responder = asyncio.create_task(answer_jobs(blender))
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                callers = [await stack.enter_async_context(bus_client(proxy.url)) for _ in range(3)]
-                await run_calls(callers)
-            health = [httpx.get(f"{s.url}/health", timeout=5).json() for s in replicas.servers]
-            # roundrobin spread the three sessions, and each stayed where it began
-            assert all(h["status"] == "ok" for h in health)
-        finally:
-            responder.cancel()
+    async with stand_in_blender(replicas.url(2), "blender-r2"):
+        async with contextlib.AsyncExitStack() as stack:
+            callers = [await stack.enter_async_context(bus_client(proxy.url)) for _ in range(3)]
+            await run_calls(callers)
+        health = [httpx.get(f"{s.url}/health", timeout=5).json() for s in replicas.servers]
+        # roundrobin spread the three sessions, and each stayed where it began
+        assert all(h["status"] == "ok" for h in health)
     assert login(proxy.url)["access_token"]
 
 
