@@ -294,3 +294,19 @@ async def test_a_soak_across_replicas_loses_nothing_and_keeps_memory_flat(replic
     assert out["sent"] > 100 and out["lost"] == 0 and out["extra"] == 0, out
     first, last = out["samples"][1] if len(out["samples"]) > 2 else out["samples"][0], out["samples"][-1]
     assert all(b - a < 40 for a, b in zip(first, last, strict=True)), out["samples"]  # MB per replica
+
+
+async def test_a_new_log_level_counts_on_every_replica_at_once(replicas):
+    async with (bus_client(replicas.url(0), uuid="level-sender") as sender,
+                bus_client(replicas.url(1), uuid="level-listener", level="error") as listener):
+        await wait_online(sender, "level-listener")
+        quiet = await send(sender, from_uuid="level-sender", target_uuid="level-listener", priority="info",
+                           payload={"n": 1})
+        assert quiet["delivery"] == {"level-listener": "filtered"}, quiet
+        await listener.set_logging_level("debug")
+        deadline = time.monotonic() + 1  # well before any heartbeat would have carried the level
+        while (loud := await send(sender, from_uuid="level-sender", target_uuid="level-listener", priority="info",
+                                  payload={"n": 2}))["delivery"] != {"level-listener": "sent"}:
+            assert time.monotonic() < deadline, loud
+            await asyncio.sleep(0.05)
+        assert [r["payload"]["n"] for r in await listener.collector.wait_for(1)] == [2]

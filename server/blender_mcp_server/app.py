@@ -35,6 +35,7 @@ from .transport.json_depth import JsonDepthGuard
 from .transport.post_answers import PostAnswers
 from .transport.quiet_ping import QuietPing
 from .transport.sdk_shims import (
+    on_logging_level_set,
     sdk_open_session_ids,
     session_manager,
     set_max_sessions,
@@ -159,6 +160,7 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
     mcp.custom_route("/auth/tokens", methods=["GET", "POST"])(routes.api_tokens)
     mcp.custom_route("/auth/tokens/{jti}", methods=["DELETE"])(routes.revoke_api_token)
     mcp.custom_route("/health", methods=["GET"])(Health(registry).route)
+    on_logging_level_set(mcp, registry.level_set)
     mcp.custom_route("/metrics", methods=["GET"])(bus.metrics.route)
 
     add_bus_tools(mcp, bus)

@@ -103,6 +103,12 @@ class Registry:
         for entry in self._entries_of_session(session_id):
             self.mark_offline(entry, "stream closed")
 
+    def level_set(self, session_id: str) -> None:
+        """The session asked for another log level: its clients' directory entries say so now, not at
+        their next heartbeat (other replicas filter the records they forward by them)."""
+        for entry in self._entries_of_session(session_id):
+            self.on_change(entry)
+
     def stream_open(self, session_id: str | None) -> bool:
         return bool(session_id) and self._open_streams.get(session_id or "", 0) > 0
 

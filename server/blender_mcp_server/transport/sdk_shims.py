@@ -111,3 +111,32 @@ def set_completion_handler(mcp: FastMCP, handler: CompletionHandler) -> None:
     behind it (the private `FastMCP._mcp_server`), through the SDK's public `completion()` decorator;
     the SDK then advertises the `completions` capability because the request has a handler."""
     mcp._mcp_server.completion()(handler)
+
+
+def on_logging_level_set(mcp: FastMCP, hook: Callable[[str], None]) -> bool:
+    """Call `hook(session_id)` after a session's `logging/setLevel` has been applied.
+
+    Neither fastmcp 3.4 nor the SDK tells anyone a session changed its level (fastmcp's middleware does
+    not see the request), so the SDK's handler for it on the low-level server (the private
+    `FastMCP._mcp_server`, its public `request_handlers` table) is wrapped. The session id is read
+    from the HTTP request's `Mcp-Session-Id`; in-process sessions have none and are not reported.
+    False when there was no handler to wrap."""
+    handlers = mcp._mcp_server.request_handlers
+    original = handlers.get(types.SetLevelRequest)
+    if original is None:
+        log.warning("could not hook logging/setLevel: the SDK has no handler for it")
+        return False
+
+    async def handler(request: types.SetLevelRequest) -> types.ServerResult:
+        result = await original(request)
+        try:
+            http = mcp._mcp_server.request_context.request
+        except LookupError:
+            http = None
+        session_id = http.headers.get("mcp-session-id") if http is not None else None
+        if session_id:
+            hook(session_id)
+        return result
+
+    handlers[types.SetLevelRequest] = handler
+    return True
