@@ -28,8 +28,14 @@ from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, Priority
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_session_keeps_the_level_logging_set_level_asked_for():
+@pytest.mark.parametrize("hooked", [False, True])
+async def test_the_session_keeps_the_level_logging_set_level_asked_for(hooked: bool):
+    """Also with `on_logging_level_set`'s wrapper around the SDK's handler, which must keep what it does."""
     mcp = FastMCP("shim")
+    heard: list[str] = []
+    if hooked:
+        assert types.SetLevelRequest in mcp._mcp_server.request_handlers  # fastmcp registers one at construction
+        assert on_logging_level_set(mcp, heard.append)
     seen: list[Priority] = []
 
     @mcp.tool
@@ -44,26 +50,9 @@ async def test_the_session_keeps_the_level_logging_set_level_asked_for():
         await client.set_logging_level("error")
         await client.call_tool("level", {})
     assert seen == [MCP_DEFAULT_LEVEL, Priority.DEBUG, Priority.ERROR]
-
-
-async def test_the_logging_level_hook_wraps_the_sdks_handler_and_keeps_what_it_does():
-    mcp = FastMCP("shim")
-    heard: list[str] = []
-    assert types.SetLevelRequest in mcp._mcp_server.request_handlers  # fastmcp registers one at construction
-    assert on_logging_level_set(mcp, heard.append)
-    seen: list[Priority] = []
-
-    @mcp.tool
-    async def level(ctx: Context) -> str:
-        seen.append(session_log_level(ctx.session))
-        return "ok"
-
-    async with Client(mcp) as client:
-        await client.set_logging_level("debug")
-        await client.call_tool("level", {})
-    assert seen == [Priority.DEBUG]
     assert heard == []  # an in-process session has no Mcp-Session-Id (over HTTP: test_replicas.py)
-    assert not on_logging_level_set(_without_set_level(), heard.append)
+    if hooked:
+        assert not on_logging_level_set(_without_set_level(), heard.append)
 
 
 def _without_set_level() -> FastMCP:
