@@ -97,6 +97,10 @@ class RedisCluster:
         self._set_if_mine = self._redis.register_script(_SET_IF_MINE)
         self._replace_if_same = self._redis.register_script(_REPLACE_IF_SAME)
         self._live: dict[str, float] = {}  # replica -> when its liveness expires (read each beat)
+        # Every replica seen alive since the sweep last tidied after it -> when its liveness was last to
+        # expire: one that lived and died between two sweeps is still swept, and its clients' offline time
+        # is when it went, not the time each read happens to look.
+        self._seen: dict[str, float] = {}
         self._pending: dict[tuple[str, str], str] = {}  # directory writes not yet made: snapshot JSON or ""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -162,6 +166,7 @@ class RedisCluster:
             pipe.zrangebyscore(key, now, "+inf", withscores=True)
             *_, live = await self._call(pipe.execute())
         self._live = {(r.decode() if isinstance(r, bytes) else r): float(score) for r, score in live}
+        self._seen.update(self._live)
 
     async def _beat_forever(self) -> None:
         while True:
@@ -242,7 +247,7 @@ class RedisCluster:
             if not info.is_persistent:
                 return None
             if info.online or info.offline_since is None:
-                info.offline_since = self._live.get(info.replica) or time.time()
+                info.offline_since = self._live.get(info.replica) or self._seen.get(info.replica) or time.time()
             info.online, info.offline_reason, info.replica = False, "its server replica went away", None
         return info
 
@@ -289,17 +294,18 @@ class RedisCluster:
     async def _sweep_forever(self) -> None:
         """Tidy the directory after replicas that went away (every replica does; the writes are
         compare-and-set, so they agree)."""
-        seen: set[str] = set()
         while True:
             await asyncio.sleep(self.sweep_every)
-            live = {r for r in self._live if self.alive(r)}
-            gone, seen = seen - live, live
+            gone = [r for r in self._seen if not self.alive(r)]
             if not gone:
                 continue  # reading every directory entry costs Redis ~0.5 MB/s at 3,000 clients: only after a loss
             try:
                 await self._tidy(lambda held_by: not self.alive(held_by))
             except (StoreUnavailable, RedisError, OSError) as exc:
-                log.warning("cluster: sweep of gone replicas skipped: %s", exc)
+                log.warning("cluster: sweep of gone replicas skipped (next time): %s", exc)
+                continue
+            for replica in gone:
+                self._seen.pop(replica, None)
 
     async def prune(self, *, now: float, job_retention: float, offline_max_age: float) -> dict[str, int]:
         """Persistent clients nobody holds, offline longer than `persistent_max_offline`, leave the bus with
