@@ -72,9 +72,10 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def fresh_redis(tmp_path) -> Iterator[RedisServer]:
-    """A Redis of the test's own, for tests that kill or restart it."""
+    """A Redis of the test's own, for tests that kill or restart it: appendfsync always, so what it
+    acknowledged survives even SIGKILL (with everysec a kill during a slow fsync loses the last writes)."""
     _require("redis-server", find_redis_server())
-    srv = RedisServer(tmp_path / "redis").start()
+    srv = RedisServer(tmp_path / "redis", fsync="always").start()
     yield srv
     srv.stop()
 

@@ -159,9 +159,9 @@ async def test_redis_pages_long_queues(redis_server: RedisServer) -> None:
 
 
 async def test_queued_records_survive_a_redis_crash(fresh_redis: RedisServer) -> None:
-    """What is tested: a write Redis acknowledged is in its append-only file (written before the reply,
-    fsynced within a second: appendfsync everysec), so SIGKILL of redis-server right after the reply loses
-    nothing. A power cut could lose the last second; `appendfsync always` would close that gap."""
+    """What is tested: with appendfsync always (fresh_redis) a write Redis acknowledged is in its append-only
+    file, so SIGKILL of redis-server right after the reply loses nothing. With everysec, Redis may hold a
+    write back while a slow background fsync runs and answer anyway: a crash then loses up to 2 s."""
     store = RedisQueueStore.from_url(fresh_redis.url)
     try:
         await store.put_persistent(_client("a", offline_since=1722000000.5))
@@ -202,7 +202,7 @@ async def test_unreachable_redis_fails_fast_and_the_store_reconnects(fresh_redis
         fresh_redis.start()
         assert await store.persistent_clients() == [_client("a")]  # the same objects, working again
         assert await store.add_offline_records([("1", "a", 2, 1.0, "{}")])
-        assert await counter.count("1") > 0.99  # the hit before the kill was kept (append-only file)
+        assert await counter.count("1") > 0.99  # the hit before the kill was kept (appendfsync always)
     finally:
         await store.close()
 
