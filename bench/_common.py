@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import resource
 import statistics
 import sys
@@ -24,6 +25,13 @@ from tests.helpers import ServerProcess, bus_client, free_port  # noqa: E402
 def start_server(**env: str) -> ServerProcess:
     data = Path(tempfile.mkdtemp(prefix="bmcp-bench-"))
     return ServerProcess(data, free_port(), env=dict(env)).start()
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads, or the one `tid`), from /proc (clock ticks)."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:

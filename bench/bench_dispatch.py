@@ -22,19 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import report, run_bench, start_server
+from _common import cpu_seconds, report, run_bench, start_server
 
 from blender_mcp_addon.protocol.answers import read_answer
 from tests.blender_worker import Worker
 from tests.helpers import bus_client, login, wait_online
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads) from /proc, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class CpuMeter:

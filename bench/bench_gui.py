@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, pct, run_bench, start_server
+from _common import ROOT, cpu_seconds, pct, run_bench, start_server
 
 from blender_mcp_addon.protocol.answers import read_answer
 from blender_mcp_addon.runtime.drivers import IDLE_AFTER_SECONDS
@@ -39,13 +39,6 @@ from tests.helpers import bus_client, login, wait_online
 
 WINDOW_UUID = "blender-gui-bench"
 HEADLESS_UUID = "blender-headless-bench"
-
-
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """User + system CPU time of a process (or one of its threads), from /proc (clock ticks)."""
-    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def line(name: str, lat: list[float]) -> None:

@@ -29,6 +29,7 @@ from .storage.protocols import Prunable, QueueStore, Store
 from .tools.backend_guard import BackendGuard
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
+from .tools.fast_job_updates import FastJobUpdates
 from .tools.prompts import add_prompts
 from .tools.resources import add_resources
 from .transport.json_depth import JsonDepthGuard
@@ -147,7 +148,8 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
                 for closer in shared.closers:
                     await closer.close()
 
-    mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=BusTokenVerifier(tokens),
+    verifier = BusTokenVerifier(tokens)
+    mcp: FastMCP = FastMCP("blender-mcp-bus", instructions=INSTRUCTIONS, auth=verifier,
                            lifespan=lifespan, middleware=[QuietPing(settings.ping_timeout), BackendGuard()])
     throttle = LoginThrottle(per_address_and_user=settings.login_failures_per_address_and_user,
                              per_address=settings.login_failures_per_address,
@@ -171,11 +173,15 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
     def open_session_ids() -> Container[str] | None:
         return sdk_open_session_ids(session_manager(http_app_ref.get("app"), MCP_PATH))
 
+    fast_path = [Middleware(FastJobUpdates, mcp=mcp, bus=bus, path=MCP_PATH,
+                            manager=lambda: session_manager(http_app_ref.get("app"), MCP_PATH),
+                            required_scopes=verifier.required_scopes)] if settings.fast_job_updates else []
     app = mcp.http_app(path=MCP_PATH, stateless_http=False, middleware=[
         Middleware(JsonDepthGuard, limit=settings.max_json_depth, mcp_path=MCP_PATH),
         Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,
                    idle_timeout=settings.session_idle_timeout, path=MCP_PATH),
         Middleware(StreamWatch, registry=registry, path=MCP_PATH),
+        *fast_path,
         Middleware(PostAnswers, path=MCP_PATH)])
     http_app_ref["app"] = app
     return Server(settings, store, tokens, registry, jobs, bus, mcp, app)

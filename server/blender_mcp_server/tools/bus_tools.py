@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastmcp import Context, FastMCP
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..bus.caller import Caller
 from ..bus.service import Bus
 from .context import caller_of
 
@@ -26,6 +27,18 @@ class JobUpdateArgs(BaseModel):
     message: str | None = None
     details: dict[str, Any] | None = None
     from_uuid: str | None = None
+
+
+JobUpdateList = Annotated[list[JobUpdateArgs], Field(max_length=MAX_UPDATES_PER_CALL)]
+
+
+async def apply_job_updates(bus: Bus, caller: Caller, updates: list[JobUpdateArgs]) -> dict[str, Any]:
+    """blender_job_updates' answer: each update applied in order, one result each (also the fast path's,
+    fast_job_updates.py)."""
+    results = [await bus.job_update(caller, job_id=u.job_id, status=u.status, result=u.result, error_text=u.error,
+                                    progress=u.progress, message=u.message, details=u.details, from_uuid=u.from_uuid)
+               for u in updates]
+    return {"status": "ok", "results": results}
 
 
 def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
@@ -106,18 +119,14 @@ def add_bus_tools(mcp: FastMCP, bus: Bus) -> None:
 
     @tool(name="blender_job_updates")
     async def job_updates(
-        updates: Annotated[list[JobUpdateArgs], Field(max_length=MAX_UPDATES_PER_CALL)],
+        updates: JobUpdateList,
         ctx: Context,
     ) -> dict[str, Any]:
         """Several blender_job_update calls in one, applied in order; answers one result per update.
 
         What the Blender extension uses: one tool call per job is most of a dispatch's cost on a busy
         worker, so it sends whatever replies have piled up while the last call was on the wire."""
-        caller = caller_of(ctx)
-        results = [await bus.job_update(caller, job_id=u.job_id, status=u.status, result=u.result, error_text=u.error,
-                                  progress=u.progress, message=u.message, details=u.details, from_uuid=u.from_uuid)
-                   for u in updates]
-        return {"status": "ok", "results": results}
+        return await apply_job_updates(bus, caller_of(ctx), updates)
 
     @tool(name="blender_cancel_job")
     async def cancel_job(job_id: str, ctx: Context) -> dict[str, Any]:

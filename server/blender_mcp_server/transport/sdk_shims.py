@@ -140,3 +140,56 @@ def on_logging_level_set(mcp: FastMCP, hook: Callable[[str], None]) -> bool:
 
     handlers[types.SetLevelRequest] = handler
     return True
+
+
+# --- answering a tool call beside the SDK (tools/fast_job_updates.py) ------------------------------------
+
+
+def sdk_would_serve(manager: Any, session_id: str, user: Any) -> bool:
+    """Whether the SDK would take a POST on session `session_id` by `user` straight to that open session,
+    with nothing about the session to update: it is in the manager's table (private `_server_instances`),
+    was opened by the same credential (private `_session_owners`, compared through the SDK's public
+    `authorization_context`), is not terminated, and has a request in flight (its GET stream; the
+    transport's private `_requests_in_flight`), so its idle countdown is suspended anyway."""
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+
+    table = getattr(manager, "_server_instances", None)
+    owners = getattr(manager, "_session_owners", None)
+    if not isinstance(table, dict) or not isinstance(owners, dict) or not isinstance(user, AuthenticatedUser):
+        return False
+    transport = table.get(session_id)
+    if transport is None or transport.is_terminated or owners.get(session_id) != authorization_context(user):
+        return False
+    idle = getattr(transport, "idle_scope", None)
+    return idle is None or (not idle.cancel_called and getattr(transport, "_requests_in_flight", 0) > 0)
+
+
+def sdk_accepts_post(headers: Any) -> bool:
+    """Whether the SDK's Streamable HTTP transport accepts a POST with these (Starlette) headers as they
+    are: Accept naming JSON and SSE, a JSON Content-Type, a supported MCP-Protocol-Version (the same checks,
+    in the transport's private `_check_accept_headers`, `_check_content_type`, `_validate_protocol_version`)."""
+    from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
+    from mcp.types import DEFAULT_NEGOTIATED_VERSION
+
+    accept = [part.strip() for part in headers.get("accept", "").split(",")]
+    if not (any(a.startswith("application/json") for a in accept) and any(a.startswith("text/event-stream")
+                                                                          for a in accept)):
+        return False
+    content_type = [part.strip() for part in headers.get("content-type", "").split(";")[0].split(",")]
+    return ("application/json" in content_type
+            and headers.get("mcp-protocol-version", DEFAULT_NEGOTIATED_VERSION) in SUPPORTED_PROTOCOL_VERSIONS)
+
+
+def tool_answer_sse(request_id: int | str, content: list[Any], structured: dict[str, Any] | None,
+                    session_id: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """(headers, body) of the SDK's answer to a tools/call POST whose tool returned (content, structured):
+    the low-level server's CallToolResult, the session's JSONRPCResponse dump, the transport's SSE headers
+    and sse-starlette's event framing, byte for byte (tests/test_fast_job_updates.py compares them)."""
+    result = types.CallToolResult(content=list(content), structuredContent=structured, isError=False)
+    message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id,
+                                    result=result.model_dump(by_alias=True, mode="json", exclude_none=True))
+    body = b"event: message\r\ndata: " + message.model_dump_json(by_alias=True, exclude_none=True).encode() + b"\r\n\r\n"
+    headers = [(b"cache-control", b"no-cache, no-transform"), (b"connection", b"keep-alive"),
+               (b"content-type", b"text/event-stream"), (b"mcp-session-id", session_id.encode()),
+               (b"x-accel-buffering", b"no")]
+    return headers, body
