@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from _common import cpu_seconds, report, run_bench, start_server
 
 from blender_mcp_addon.protocol.answers import read_answer
@@ -30,19 +32,30 @@ from tests.helpers import bus_client, login, wait_online
 
 
 class CpuMeter:
-    """CPU per job of the server, the worker and this client, over one phase."""
+    """CPU per job of the server, the worker and this client over one phase, and how many job updates the
+    worker sent per blender_job_updates call (its batches grow with the calls in flight)."""
 
-    def __init__(self, server_pid: int, worker_pid: int) -> None:
+    def __init__(self, server_pid: int, worker_pid: int, server_url: str) -> None:
         self.pids = {"server": server_pid, "worker": worker_pid}
+        self.metrics_url = f"{server_url}/metrics"
+
+    def _counters(self) -> tuple[float, float]:
+        text = httpx.get(self.metrics_url, timeout=10).text
+        found = dict(re.findall(r"^(bmcp_job_updates_total|bmcp_fast_tool_calls_total) (\S+)$", text, re.M))
+        return float(found.get("bmcp_job_updates_total", 0)), float(found.get("bmcp_fast_tool_calls_total", 0))
 
     def start(self) -> None:
+        self._updates = self._counters()
         self._at = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._client = time.process_time()
 
     def line(self, jobs: int) -> str:
         used = {name: cpu_seconds(pid) - self._at[name] for name, pid in self.pids.items()}
         used["client"] = time.process_time() - self._client
-        return "   CPU/job " + "  ".join(f"{name} {seconds / jobs * 1000:5.2f} ms" for name, seconds in used.items())
+        updates, calls = (now - then for now, then in zip(self._counters(), self._updates, strict=True))
+        batches = f"   updates/call {updates / calls:4.1f} (fast path)" if calls else ""
+        return "   CPU/job " + "  ".join(f"{name} {seconds / jobs * 1000:5.2f} ms"
+                                         for name, seconds in used.items()) + batches
 
 
 async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach: str | None,
@@ -55,7 +68,7 @@ async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach
     worker = Worker(server.url, Path(tempfile.mkdtemp(prefix="bmcp-bench-blender-")), "blender-bench-01",
                     zip_path=zip_path)
     assert server.proc is not None
-    meter = CpuMeter(server.proc.pid, worker.proc.pid)
+    meter = CpuMeter(server.proc.pid, worker.proc.pid, server.url)
     try:
         async with bus_client(server.url, uuid="bench-watch") as watch:
             await wait_online(watch, "blender-bench-01", timeout=120)
