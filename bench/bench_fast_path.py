@@ -12,6 +12,7 @@ the way in and out, not the bus.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -24,22 +25,23 @@ from tests.helpers import bus_client, login
 
 async def main(calls: int, rounds: int) -> None:
     servers = {"fast path": start_server(), "SDK's way": start_server(BLENDER_MCP_FAST_JOB_UPDATES="false")}
-    cpu = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
     lat: dict[str, list[float]] = {name: [] for name in servers}
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
             sessions = {}
             for name, server in servers.items():
                 token = login(server.url)["access_token"]
-                cm = bus_client(server.url, token=token, uuid="bench-fast", client_type="blender")
-                client = await cm.__aenter__()
+                client = await stack.enter_async_context(bus_client(server.url, token=token, uuid="bench-fast",
+                                                                    client_type="blender"))
                 session, session_id, protocol = sdk_session_parts(client)  # type: ignore[misc]
                 headers = {"accept": ACCEPT, "content-type": "application/json", "mcp-session-id": session_id,
                            "mcp-protocol-version": protocol, "authorization": f"Bearer {token}"}
-                sessions[name] = (cm, session, headers, server)
+                sessions[name] = (session, headers, server)
             arguments = {"updates": [{"job_id": " ", "status": "completed", "result": {"n": 1}}]}
             for round_no in range(rounds + 1):  # round 0 warms up
-                for name, (_cm, session, headers, server) in sessions.items():
+                for name, (session, headers, server) in sessions.items():
                     url = f"{server.url}/mcp"
                     assert server.proc is not None
                     before = cpu_seconds(server.proc.pid)
@@ -55,8 +57,6 @@ async def main(calls: int, rounds: int) -> None:
                             lat[name].append(elapsed)
                     if round_no:
                         cpu[name].append((cpu_seconds(server.proc.pid) - before) / calls)
-            for cm, *_ in sessions.values():
-                await cm.__aexit__(None, None, None)
     finally:
         for server in servers.values():
             server.stop()
