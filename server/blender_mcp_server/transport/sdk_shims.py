@@ -1,10 +1,12 @@
 """Every place the server leans on the MCP SDK's or fastmcp's internals, in one module.
 
 Each function says which behaviour of the pinned SDK it relies on, and
-tests/test_sdk_shims.py (the session table: tests/test_edge_limits.py) fails
-when an upgrade changes it, so an SDK bump shows here first instead of as a
-quiet regression (a lost log level, a 30-minute session reap, an unfiltered
-bus, an unbounded account, resource names that no longer complete).
+tests/test_sdk_shims.py (the session table: tests/test_edge_limits.py; answering
+a tool call beside the SDK: tests/test_fast_job_updates.py) fails when an
+upgrade changes it, so an SDK bump shows here first instead of as a quiet
+regression (a lost log level, a 30-minute session reap, an unfiltered bus, an
+unbounded account, resource names that no longer complete, a fast path that is
+never taken or answers differently).
 
 The one other such place is uvicorn's: read_timeouts.py subclasses its
 httptools protocol to time request reads (tests/test_edge_limits.py).
