@@ -100,7 +100,7 @@ async def test_the_fast_answer_is_the_sdks_byte_for_byte(pair, arguments: dict[s
         answers.append(fast_calls(server) - before)
     assert answers[1] == 1 and answers[3] == 0, "the fast path was not taken on one and only one server"
     assert answers[0] == answers[2]
-    assert answers[0][0] == 200 and json.loads(answers[0][2].split("data: ", 1)[1])["result"]["isError"] is False
+    assert answers[0][0] == 200 and json.loads(answers[0][2])["result"]["isError"] is False  # JSON: post_answers.py
 
 
 async def test_a_real_job_reply_takes_the_fast_path(pair) -> None:

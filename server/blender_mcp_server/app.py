@@ -181,7 +181,7 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
         Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,
                    idle_timeout=settings.session_idle_timeout, path=MCP_PATH),
         Middleware(StreamWatch, registry=registry, path=MCP_PATH),
-        *fast_path,
-        Middleware(PostAnswers, path=MCP_PATH)])
+        Middleware(PostAnswers, path=MCP_PATH),  # over the fast path too: its answers leave as the SDK's do
+        *fast_path])
     http_app_ref["app"] = app
     return Server(settings, store, tokens, registry, jobs, bus, mcp, app)
