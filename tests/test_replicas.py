@@ -61,18 +61,26 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
     group.stop()
 
 
-async def answer_jobs(blender: Any, result: dict[str, Any] | None = None, hold: asyncio.Event | None = None) -> None:
-    """A stand-in Blender: answer every command_dispatch it receives (after `hold` is set, when given)."""
+async def answer_jobs(blender: Any, result: dict[str, Any] | None = None, hold: asyncio.Event | None = None,
+                      stop: asyncio.Event | None = None) -> None:
+    """A stand-in Blender: answer every command_dispatch it receives (after `hold` is set, when given),
+    until `stop` is set; a call it has started is finished first."""
+    stop = stop or asyncio.Event()
     seen = 0
-    while True:
+    while not stop.is_set():
         records = blender.collector.records
-        while seen < len(records):
+        while seen < len(records) and not stop.is_set():
             payload = records[seen]["payload"]
             seen += 1
             if payload.get("message_type") != "command_dispatch":
                 continue
             if hold is not None:
-                await hold.wait()
+                waits = [asyncio.ensure_future(hold.wait()), asyncio.ensure_future(stop.wait())]
+                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for waiting in pending:
+                    waiting.cancel()
+                if stop.is_set():
+                    return
             await blender.call_tool("blender_job_update", {
                 "job_id": payload["job_id"], "status": "completed",
                 "result": result or {"answered_by": "stand-in", "command": payload["command"]}})
@@ -82,13 +90,20 @@ async def answer_jobs(blender: Any, result: dict[str, Any] | None = None, hold: 
 @contextlib.asynccontextmanager
 async def stand_in_blender(url: str, uuid: str, result: dict[str, Any] | None = None,
                            hold: asyncio.Event | None = None) -> AsyncIterator[Any]:
-    """A Blender client `uuid` on the replica at `url` that answers its jobs (`answer_jobs`) while open."""
+    """A Blender client `uuid` on the replica at `url` that answers its jobs (`answer_jobs`) while open.
+
+    On leaving, a job update still on the wire is let finish: the SDK's client raises on closing when a
+    JSON answer lands between its session's end and its transport's (a test that ends as soon as the
+    update's effect shows would hit that window)."""
     async with bus_client(url, uuid=uuid, client_type="blender") as blender:
-        responder = asyncio.create_task(answer_jobs(blender, result, hold))
+        stop = asyncio.Event()
+        responder = asyncio.create_task(answer_jobs(blender, result, hold, stop))
         try:
             yield blender
         finally:
-            responder.cancel()
+            stop.set()
+            with contextlib.suppress(Exception):  # its replica may be dead: the call fails, or times out
+                await asyncio.wait_for(responder, 30)
 
 
 async def test_every_routing_mode_reaches_clients_on_other_replicas(replicas):

@@ -20,6 +20,11 @@ before it. Nothing waits longer than HOLD_SECONDS: a long tool call still gets i
 second, long before any client's read timeout could matter (sse-starlette's first keep-alive comes
 after 15 s). At 50 ms, calls at 16 in flight on a loaded machine outlasted the hold and their heads went
 out alone again.
+
+One behaviour of the SDK's Python client (mcp 1.30) differs between the two forms: a JSON answer that
+lands while the client is closing, between its session's end and its transport's, raises from the
+client's `async with` (ClosedResourceError), where an SSE one is only logged. Only a client that leaves
+with a call still on the wire meets it; tests/test_replicas.stand_in_blender lets its last call finish.
 """
 
 from __future__ import annotations
