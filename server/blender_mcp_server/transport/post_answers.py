@@ -4,8 +4,8 @@ The SDK answers each POST /mcp with an SSE stream: sse-starlette sends the respo
 the JSON-RPC response as one event, then the empty last chunk, and uvicorn writes each to the socket
 by itself. On loopback here each write costs the server 50-80 us (it runs the receiver's TCP stack and
 wakes the receiver, another vCPU), a fifth of the server's time at 16 calls in flight (py-spy), and each
-wakes the client once more for nothing. And the SDK's client (fastmcp's, and the TypeScript SDK's) stops
-reading an SSE answer at its JSON-RPC response, before the last chunk, so its HTTP pool cannot reuse the
+wakes the client once more for nothing. And the Python SDK's client (fastmcp's) stops reading an SSE
+answer at its JSON-RPC response, before the last chunk, so its HTTP pool cannot reuse the
 connection: every tool call of a stock client opened a new one.
 
 So for POST /mcp the head waits for the first body chunk, and an event that is a JSON-RPC response
