@@ -19,7 +19,6 @@ sends everything the SDK's way.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,12 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..bus.service import Bus
 from ..storage.records import StoreUnavailable
+from ..transport.json_depth import replay
 from ..transport.sdk_shims import sdk_accepts_post, sdk_would_serve, tool_answer_sse
 from .backend_guard import unavailable_answer
 from .bus_tools import JobUpdateList, apply_job_updates
 from .context import caller_from_token
-
-log = logging.getLogger(__name__)
 
 TOOL = "blender_job_updates"
 _MARK = TOOL.encode()
@@ -61,10 +59,9 @@ class FastJobUpdates:
             await self.app(scope, receive, send)
             return
         first = await receive()
-        replay = _replay(first, receive)
         call = self._fast_call(scope, first)
         if call is None:
-            await self.app(scope, replay, send)
+            await self.app(scope, replay(first, receive), send)
             return
         request_id, session_id, updates = call
         caller = caller_from_token(scope["user"].access_token, None, session_id)
@@ -122,16 +119,3 @@ class FastJobUpdates:
     async def _registered_tool(self) -> Any:
         self._tool = await self.mcp.get_tool(TOOL)
         return self._tool
-
-
-def _replay(first: Message, receive: Receive) -> Receive:
-    """A receive that hands over `first` again, then what the client sends next."""
-    pending = [first]
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
-

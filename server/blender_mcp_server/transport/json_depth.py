@@ -105,11 +105,16 @@ def _declared_length(scope: Scope) -> int:
 
 def _replay(chunks: list[bytes], *, more_body: bool, receive: Receive) -> Receive:
     """A receive that hands over the body read so far as one message, then what the client sends next."""
-    pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": more_body}]
+    return replay({"type": "http.request", "body": b"".join(chunks), "more_body": more_body}, receive)
 
-    async def replay() -> Message:
+
+def replay(message: Message, receive: Receive) -> Receive:
+    """A receive that hands over `message` (already read from `receive`) again, then what comes next."""
+    pending = [message]
+
+    async def replayed() -> Message:
         if pending:
-            return pending.pop(0)
+            return pending.pop()
         return await receive()
 
-    return replay
+    return replayed
