@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_EVENT_HEAD = b"event: message\r\ndata: "
-_EVENT_TAIL = b"\r\n\r\n"
+# How the SDK (sse-starlette) frames one JSON-RPC message as an SSE event: the JSON is compact, on one line.
+EVENT_HEAD = b"event: message\r\ndata: "
+EVENT_TAIL = b"\r\n\r\n"
 
 
 def _dumps(value: Any) -> bytes:
@@ -35,6 +36,6 @@ class SharedRecord:
         if self._rest is None:
             rest = _dumps({k: v for k, v in self.base.items() if k != "target_uuid"})[1:]  # '"k":v,...}'
             self._rest = rest if rest == b"}" else b"," + rest
-        return (_EVENT_HEAD + b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":'
+        return (EVENT_HEAD + b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":'
                 + _dumps(level) + b',"logger":' + _dumps(logger) + b',"data":{"target_uuid":' + _dumps(target_uuid)
-                + self._rest + b"}}" + _EVENT_TAIL)
+                + self._rest + b"}}" + EVENT_TAIL)

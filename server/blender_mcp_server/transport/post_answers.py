@@ -34,11 +34,13 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..delivery.encoding import EVENT_HEAD, EVENT_TAIL
+
 HOLD_SECONDS = 1.0
 # sse-starlette's framing of the SDK's `JSONRPCResponse | JSONRPCError` (`model_dump_json`: jsonrpc, id, then
 # result or error; a request to the client has `method` after its id, a notification no id).
-_DATA = b"event: message\r\ndata: "
-_ANSWER = re.compile(rb'event: message\r\ndata: \{"jsonrpc":"2\.0","id":(?:-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
+_ANSWER = re.compile(re.escape(EVENT_HEAD)
+                     + rb'\{"jsonrpc":"2\.0","id":(?:-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
 
 
 class _Held:
@@ -106,9 +108,9 @@ class _Held:
 def _answer_json(stream: bytes) -> bytes | None:
     """The JSON-RPC message of an SSE stream that is exactly one answer event (the SDK's JSON is on one line:
     compact, newlines escaped), else None."""
-    if not (_ANSWER.match(stream) and stream.endswith(b"\r\n\r\n") and stream.count(b"\r\n") == 3):
+    if not (_ANSWER.match(stream) and stream.endswith(EVENT_TAIL) and stream.count(b"\r\n") == 3):
         return None
-    return stream[len(_DATA):-4]
+    return stream[len(EVENT_HEAD):-len(EVENT_TAIL)]
 
 
 def _as_json(start: Message, length: int) -> Message:

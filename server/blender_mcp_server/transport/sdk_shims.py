@@ -28,6 +28,8 @@ from starlette.routing import Route
 
 from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, Priority, parse_priority
 
+from ..delivery.encoding import EVENT_HEAD, EVENT_TAIL
+
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
@@ -190,7 +192,7 @@ def tool_answer_sse(request_id: int | str, content: list[Any], structured: dict[
     result = types.CallToolResult(content=list(content), structuredContent=structured, isError=False)
     message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id,
                                     result=result.model_dump(by_alias=True, mode="json", exclude_none=True))
-    body = b"event: message\r\ndata: " + message.model_dump_json(by_alias=True, exclude_none=True).encode() + b"\r\n\r\n"
+    body = EVENT_HEAD + message.model_dump_json(by_alias=True, exclude_none=True).encode() + EVENT_TAIL
     headers = [(b"cache-control", b"no-cache, no-transform"), (b"connection", b"keep-alive"),
                (b"content-type", b"text/event-stream"), (b"mcp-session-id", session_id.encode()),
                (b"x-accel-buffering", b"no")]
