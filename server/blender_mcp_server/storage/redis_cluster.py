@@ -97,6 +97,10 @@ class RedisCluster:
         self._set_if_mine = self._redis.register_script(_SET_IF_MINE)
         self._replace_if_same = self._redis.register_script(_REPLACE_IF_SAME)
         self._live: dict[str, float] = {}  # replica -> when its liveness expires (read each beat)
+        # When this replica's own liveness, as last written, expires (None before the first beat). A beat
+        # that finds it passed knows the others took this replica for gone meanwhile: their sweeps may have
+        # taken its clients over, and a claim elsewhere may have skipped telling it.
+        self._alive_until: float | None = None
         # Every replica seen alive since the sweep last tidied after it -> when its liveness was last to
         # expire: one that lived and died between two sweeps is still swept, and its clients' offline time
         # is when it went, not the time each read happens to look.
@@ -159,6 +163,7 @@ class RedisCluster:
 
     async def _beat_once(self) -> None:
         now = time.time()
+        lapsed = self._alive_until is not None and self._alive_until <= now
         key = self._key("replicas")
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self.replica: now + self.ttl})
@@ -167,6 +172,10 @@ class RedisCluster:
             *_, live = await self._call(pipe.execute())
         self._live = {(r.decode() if isinstance(r, bytes) else r): float(score) for r, score in live}
         self._seen.update(self._live)
+        if lapsed:
+            log.warning("cluster: this replica's liveness had lapsed; checking what it holds against the directory")
+            await self._resync()  # raises while Redis is away: the lapse is then seen again next beat
+        self._alive_until = now + self.ttl
 
     async def _beat_forever(self) -> None:
         while True:
@@ -233,7 +242,10 @@ class RedisCluster:
             pipe.publish(self._key("dirs"), _dumps({"k": "dir", "u": [info.user_id]}))
             before, *_ = await self._call(pipe.execute())
         held_by = json.loads(before).get("replica") if before else None
-        if held_by and held_by != self.replica and self.alive(held_by):
+        # Told even when it looks gone: a replica this one took for gone (its beats missed while Redis was
+        # away, or it stalled) may be alive and still hold the client. Its listener either hears this or,
+        # subscribing after the write above, finds the new holder in its resync.
+        if held_by and held_by != self.replica:
             await self._send(held_by, {"k": "let_go", "u": info.user_id, "t": info.uuid})
 
     def _view(self, raw: bytes | str) -> ClientInfo | None:
