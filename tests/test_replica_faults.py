@@ -80,25 +80,33 @@ async def test_a_redis_restart_loses_nothing_queued_and_the_bus_recovers(pair):
 
 async def test_a_replica_taken_for_gone_lets_go_of_a_client_that_moved_meanwhile(pair):
     """A replica that stalls past its liveness (here SIGSTOP; in the wild a Redis outage or a long pause)
-    is taken for gone, so a client registering again elsewhere meanwhile must still be taken from it: else
-    it keeps the client as its own offline one and queues what it is sent there."""
+    is taken for gone. A client registering again elsewhere meanwhile must still be taken from it (else it
+    keeps the client as its own offline one and queues what it is sent there), and what the others kept
+    meanwhile for a persistent client it still holds online must reach that client once it is back."""
     async with bus_client(pair.url(1), uuid="moved-node", client_type="render", persistent=True):
         pass
     stalled = pair.servers[1].proc
-    os.kill(stalled.pid, signal.SIGSTOP)
-    try:
-        await asyncio.sleep(3)  # past the 1.5 s liveness: replica 0 now takes replica 1 for gone
-        async with bus_client(pair.url(0), uuid="moved-node", client_type="render", persistent=True) as moved:
-            os.kill(stalled.pid, signal.SIGCONT)
-            async with bus_client(pair.url(1), uuid="moved-sender") as sender:
-                async def delivered_there():
-                    answer = await send(sender, from_uuid="moved-sender", target_uuid="moved-node", payload={})
-                    return answer["status"] == "sent"
+    async with bus_client(pair.url(1), uuid="stayed-node", client_type="render", persistent=True) as stayed, \
+            bus_client(pair.url(0), uuid="stall-sender") as early:
+        await wait_online(early, "stayed-node")
+        os.kill(stalled.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(3)  # past the 1.5 s liveness: replica 0 now takes replica 1 for gone
+            kept = await send(early, from_uuid="stall-sender", target_uuid="stayed-node", payload={"kept": 1})
+            assert kept["status"] == "queued", kept  # its replica looks gone: kept for it
+            async with bus_client(pair.url(0), uuid="moved-node", client_type="render", persistent=True) as moved:
+                os.kill(stalled.pid, signal.SIGCONT)
+                # the client that stayed gets what was kept for it without registering again
+                assert [r["payload"] for r in await stayed.collector.wait_for(1, timeout=10)] == [{"kept": 1}]
+                async with bus_client(pair.url(1), uuid="moved-sender") as sender:
+                    async def delivered_there():
+                        answer = await send(sender, from_uuid="moved-sender", target_uuid="moved-node", payload={})
+                        return answer["status"] == "sent"
 
-                await _until(delivered_there, timeout=10)
-                await moved.collector.wait_for(1)
-    finally:
-        os.kill(stalled.pid, signal.SIGCONT)
+                    await _until(delivered_there, timeout=10)
+                    await moved.collector.wait_for(1)
+        finally:
+            os.kill(stalled.pid, signal.SIGCONT)
 
 
 async def test_a_postgresql_restart_answers_backend_unavailable_then_heals(pair):

@@ -482,7 +482,9 @@ class RedisCluster:
         """After the mail was down (or at start), make up for what may have been missed: a client this
         replica holds that registered elsewhere meanwhile is let go (the let-go message is lost); every
         other one is written again (a Redis restarted from its append-only file may have lost up to its
-        last second of writes); and each offline persistent one loads what was kept for it meanwhile."""
+        last second of writes); and each persistent one loads what was kept for it meanwhile (offline or
+        online: a record for a client of a replica that looked gone, or whose PUBLISH nobody heard, is kept,
+        and the "grew" that would have said so went to nobody)."""
         by_user: dict[str, list[ClientInfo]] = {}
         for info in self._inbox.held():
             by_user.setdefault(info.user_id, []).append(info)
@@ -499,7 +501,7 @@ class RedisCluster:
                     await self._inbox.let_go(user_id, info.uuid)
                     continue
                 self.note(info)
-                if info.is_persistent and not info.online:
+                if info.is_persistent:  # online ones too: a sender whose PUBLISH went unheard kept it instead
                     await self._inbox.queue_grew(user_id, info.uuid)
 
     async def _arrived(self, message: dict[str, Any]) -> None:
