@@ -143,6 +143,46 @@ async def test_the_registry_restores_queues_and_deletes_what_was_over_its_bound(
     assert await queue_store.offline_records("1", "a") == []
 
 
+class _HeldChannel:
+    """A client stream that takes records only when let: the first one stays mid-write until `go` is set."""
+
+    def __init__(self) -> None:
+        self.written: list[dict[str, Any]] = []
+        self.go = asyncio.Event()
+
+    def wants(self, level: Any) -> bool:
+        return True
+
+    async def write(self, record: Any, level: Any, target_uuid: str) -> None:
+        await self.go.wait()
+        self.written.append(record.base)
+
+
+async def test_loads_at_once_never_put_a_kept_record_twice(queue_store: Any) -> None:
+    """Two loads of a client's kept records at once (a resync beside a "grew"), while one record is being
+    written to the client's stream: each kept record reaches the client once."""
+    await queue_store.put_persistent(_client("a", offline_since=1722000000.0))
+    await queue_store.add_offline_records([("1", "a", 2, time.time(), f'{{"n":{i}}}') for i in range(3)])
+    registry = Registry(max_clients_per_user=10, outbox_max=100, send_timeout=5, store=queue_store)
+    assert await registry.restore(offline_max_records=100, offline_max_bytes=1 << 20) == 3
+    entry = registry.get("1", "a")
+    assert entry is not None
+    channel = _HeldChannel()
+    entry.online = True
+    entry.outbox.attach(channel)
+    while len(entry.outbox) == 3:  # the first record is now mid-write, out of the outbox's heap
+        await asyncio.sleep(0.01)
+    await queue_store.add_offline_records([("1", "a", 2, time.time(), f'{{"n":{i}}}') for i in (3, 4)])
+    loads = [registry.load_queued(entry, offline_max_records=100, offline_max_bytes=1 << 20) for _ in range(2)]
+    assert sorted(await asyncio.gather(*loads)) == [0, 2]  # the two new ones, by one of the loads
+    channel.go.set()
+    while len(channel.written) < 5:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert sorted(r["n"] for r in channel.written) == [0, 1, 2, 3, 4]
+    await entry.outbox.close()
+
+
 async def test_redis_pages_long_queues(redis_server: RedisServer) -> None:
     with redis_server.client() as r:
         r.flushall()

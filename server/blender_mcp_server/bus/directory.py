@@ -157,10 +157,13 @@ class Registry:
         (a client registering here after another replica held it, or records another replica kept)."""
         if self.store is None:
             return 0
+        kept = await self.store.offline_records(entry.user_id, entry.uuid)
+        # Read after the store's answer, with no await until the puts: two loads at once (a resync and a
+        # "grew", or two resyncs) must not both put the same record.
         have = entry.outbox.stored_ids() | {stored_id for user_id, uuid, stored_id in self._done_stored
                                             if (user_id, uuid) == (entry.user_id, entry.uuid)}  # delivered: next flush
         loaded = 0
-        for stored_id, priority, created, data in await self.store.offline_records(entry.user_id, entry.uuid):
+        for stored_id, priority, created, data in kept:
             if stored_id in have:
                 continue
             try:

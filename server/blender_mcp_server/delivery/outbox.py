@@ -67,6 +67,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._channel: Channel | None = None
         self._task: asyncio.Task | None = None
+        self._sending: int | None = None  # the stored_id of the record being written, out of the heap meanwhile
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -92,8 +93,11 @@ class Outbox:
         return item
 
     def stored_ids(self) -> set[int]:
-        """The store ids of the records queued here that the store keeps a copy of."""
-        return {item.stored_id for item in self._heap if item.stored_id is not None}
+        """The store ids of the records queued here (or being written) that the store keeps a copy of."""
+        ids = {item.stored_id for item in self._heap if item.stored_id is not None}
+        if self._sending is not None:
+            ids.add(self._sending)
+        return ids
 
     def drop_older_than(self, max_age: float) -> int:
         cutoff = time.time() - max_age
@@ -155,12 +159,15 @@ class Outbox:
                         if not channel.wants(level):
                             self._done(item)
                             continue
+                        self._sending = item.stored_id
                         try:
                             await channel.write(item.shared, level, self.uuid)
                         except BaseException:
                             heapq.heappush(self._heap, item)  # resent after the client comes back; receivers dedupe
                             self.bytes += item.size
                             raise
+                        finally:
+                            self._sending = None
                         self._done(item)
                         # Push the deadline back only when less than one timeout is left, to 1.5 timeouts:
                         # every send still gets at least `send_timeout`, without a timer change per record.
