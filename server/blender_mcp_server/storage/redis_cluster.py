@@ -101,6 +101,8 @@ class RedisCluster:
         # that finds it passed knows the others took this replica for gone meanwhile: their sweeps may have
         # taken its clients over, and a claim elsewhere may have skipped telling it.
         self._alive_until: float | None = None
+        self._resync_wanted = False  # a check after a lapse failed (Redis away): the next beat starts it again
+        self._lapse_resync: asyncio.Task | None = None
         # Every replica seen alive since the sweep last tidied after it -> when its liveness was last to
         # expire: one that lived and died between two sweeps is still swept, and its clients' offline time
         # is when it went, not the time each read happens to look.
@@ -149,9 +151,10 @@ class RedisCluster:
                        loop.create_task(self._sweep_forever(), name="cluster-sweep")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        resync = [self._lapse_resync] if self._lapse_resync is not None else []
+        for task in (*self._tasks, *resync):
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *resync, *self._background, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
             await self._flush_directory()
             await self._redis.zrem(self._key("replicas"), self.replica)
@@ -172,10 +175,30 @@ class RedisCluster:
             *_, live = await self._call(pipe.execute())
         self._live = {(r.decode() if isinstance(r, bytes) else r): float(score) for r, score in live}
         self._seen.update(self._live)
-        if lapsed:
-            log.warning("cluster: this replica's liveness had lapsed; checking what it holds against the directory")
-            await self._resync()  # raises while Redis is away: the lapse is then seen again next beat
         self._alive_until = now + self.ttl
+        if lapsed or self._resync_wanted:
+            self._resync_soon()
+
+    def _resync_soon(self) -> None:
+        """Run `_resync` beside the beats (one with thousands of clients to check must not delay the next
+        beat past the TTL, which would make this replica look gone again); one at a time, retried at the
+        next beat while Redis is away."""
+        if self._lapse_resync is not None and not self._lapse_resync.done():
+            self._resync_wanted = True  # it may have read the directory before this lapse's sweeps
+            return
+        self._resync_wanted = False
+        log.warning("cluster: this replica's liveness had lapsed; checking what it holds against the directory")
+
+        async def resync() -> None:
+            try:
+                await self._resync()
+            except StoreUnavailable as exc:
+                self._resync_wanted = True
+                log.warning("cluster: the check after a lapse waits for Redis: %s", exc)
+            except Exception:  # noqa: BLE001 - logged here: nobody awaits this task
+                log.exception("cluster: the check after a lapse failed")
+
+        self._lapse_resync = asyncio.get_running_loop().create_task(resync(), name="cluster-lapse-resync")
 
     async def _beat_forever(self) -> None:
         while True:
