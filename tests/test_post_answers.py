@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from blender_mcp_server.delivery.encoding import EVENT_HEAD, EVENT_TAIL
 from blender_mcp_server.transport import post_answers
 from blender_mcp_server.transport.post_answers import _Held
 from blender_mcp_server.transport.write_coalescing import CoalescingTransport
@@ -35,7 +36,7 @@ async def run(*messages: dict) -> list[dict]:
 
 
 def as_json(answer: bytes) -> list[dict]:
-    message = answer[len(b"event: message\r\ndata: "):-4]
+    message = answer[len(EVENT_HEAD):-len(EVENT_TAIL)]
     return [{"type": "http.response.start", "status": 200, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(message)).encode())]},
         body(message, False)]

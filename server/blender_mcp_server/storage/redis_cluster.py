@@ -97,10 +97,6 @@ class RedisCluster:
         self._set_if_mine = self._redis.register_script(_SET_IF_MINE)
         self._replace_if_same = self._redis.register_script(_REPLACE_IF_SAME)
         self._live: dict[str, float] = {}  # replica -> when its liveness expires (read each beat)
-        # When this replica's own liveness, as last written, expires (None before the first beat). A beat
-        # that finds it passed knows the others took this replica for gone meanwhile: their sweeps may have
-        # taken its clients over, and a claim elsewhere may have skipped telling it.
-        self._alive_until: float | None = None
         self._resync_wanted = False  # a check after a lapse failed (Redis away): the next beat starts it again
         self._lapse_resync: asyncio.Task | None = None
         # Every replica seen alive since the sweep last tidied after it -> when its liveness was last to
@@ -166,7 +162,11 @@ class RedisCluster:
 
     async def _beat_once(self) -> None:
         now = time.time()
-        lapsed = self._alive_until is not None and self._alive_until <= now
+        # This replica's own liveness as the last beat read it back (none before the first). Passed, the
+        # others took this replica for gone meanwhile: their sweeps may have taken its clients over, and a
+        # claim elsewhere may have skipped telling it.
+        expired = self._live.get(self.replica)
+        lapsed = expired is not None and expired <= now
         key = self._key("replicas")
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self.replica: now + self.ttl})
@@ -175,7 +175,6 @@ class RedisCluster:
             *_, live = await self._call(pipe.execute())
         self._live = {(r.decode() if isinstance(r, bytes) else r): float(score) for r, score in live}
         self._seen.update(self._live)
-        self._alive_until = now + self.ttl
         if lapsed or self._resync_wanted:
             self._resync_soon()
 

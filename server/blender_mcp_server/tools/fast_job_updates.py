@@ -10,8 +10,9 @@ So a POST that is a plain `tools/call` of `blender_job_updates` on an open sessi
 it straight to that session, sdk_shims.sdk_would_serve) with arguments the tool's own model accepts is
 answered here: the same `apply_job_updates` the tool runs, the result converted by the registered tool's
 own `convert_result` and framed as the SDK frames it (sdk_shims.tool_answer_sse), then sent on through
-transport/post_answers.py as the SDK's answers are (a test compares the bytes with the SDK's). Anything else (another method or tool, a batch, unexpected keys, arguments the
-model refuses, a session the SDK would refuse, an unexpected header) goes on to the SDK untouched,
+transport/post_answers.py as the SDK's answers are (a test compares the bytes with the SDK's). Anything
+else (another method or tool, a batch, unexpected keys, arguments the model refuses, a session the SDK
+would refuse, an unexpected header) goes on to the SDK untouched,
 before anything was applied, so its answer and its errors stay the SDK's own. `fast_job_updates = false`
 sends everything the SDK's way.
 """
