@@ -41,8 +41,9 @@ class CpuMeter:
 
     def _counters(self) -> tuple[float, float]:
         text = httpx.get(self.metrics_url, timeout=10).text
-        found = dict(re.findall(r"^(bmcp_job_updates_total|bmcp_fast_tool_calls_total) (\S+)$", text, re.M))
-        return float(found.get("bmcp_job_updates_total", 0)), float(found.get("bmcp_fast_tool_calls_total", 0))
+        found = dict(re.findall(r'^(bmcp_job_updates_total|bmcp_fast_tool_calls_total\{kind="job_updates"\}) (\S+)$', text,
+                                re.M))
+        return float(found.get("bmcp_job_updates_total", 0)), float(found.get('bmcp_fast_tool_calls_total{kind="job_updates"}', 0))
 
     def start(self) -> None:
         self._updates = self._counters()

@@ -38,7 +38,7 @@ def pair(tmp_path_factory) -> Any:
 
 def fast_calls(server: ServerProcess) -> float:
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    return float(re.search(r"^bmcp_fast_tool_calls_total (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    return float(re.search(r'^bmcp_fast_tool_calls_total\{kind="job_updates"\} (\S+)$', text, re.M).group(1))  # type: ignore[union-attr]
 
 
 class RawSession:

@@ -29,7 +29,7 @@ from .storage.protocols import Prunable, QueueStore, Store
 from .tools.backend_guard import BackendGuard
 from .tools.bus_tools import add_bus_tools
 from .tools.dispatch_tools import add_dispatch_tools
-from .tools.fast_job_updates import FastJobUpdates
+from .tools.fast_calls import FastToolCalls
 from .tools.prompts import add_prompts
 from .tools.resources import add_resources
 from .transport.json_depth import JsonDepthGuard
@@ -173,9 +173,11 @@ def build_server(settings: Settings, store: Store | None = None) -> Server:
     def open_session_ids() -> Container[str] | None:
         return sdk_open_session_ids(session_manager(http_app_ref.get("app"), MCP_PATH))
 
-    fast_path = [Middleware(FastJobUpdates, mcp=mcp, bus=bus, path=MCP_PATH,
+    fast_path = [Middleware(FastToolCalls, mcp=mcp, bus=bus, path=MCP_PATH,
                             manager=lambda: session_manager(http_app_ref.get("app"), MCP_PATH),
-                            required_scopes=verifier.required_scopes)] if settings.fast_job_updates else []
+                            required_scopes=verifier.required_scopes, job_updates=settings.fast_job_updates,
+                            dispatch=settings.fast_dispatch)
+                 ] if settings.fast_job_updates or settings.fast_dispatch else []
     app = mcp.http_app(path=MCP_PATH, stateless_http=False, middleware=[
         Middleware(JsonDepthGuard, limit=settings.max_json_depth, mcp_path=MCP_PATH),
         Middleware(SessionLimit, limit=settings.max_sessions_per_user, open_ids=open_session_ids,

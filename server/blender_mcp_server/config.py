@@ -71,8 +71,10 @@ class Settings(BaseSettings):
     # own, clearer checks (max_payload_depth), so this sits well between the two.
     max_json_depth: int = Field(default=512, ge=2)
     # The Blender extension's blender_job_updates calls (one per reply batch) answered beside the SDK, the
-    # same bytes for a fraction of its time (tools/fast_job_updates.py); false sends them the SDK's way.
+    # same bytes for a fraction of its time (tools/fast_calls.py); false sends them the SDK's way.
     fast_job_updates: bool = True
+    # Likewise the callers' dispatch tool calls (blender_get_scene_info ...) that ask for no progress.
+    fast_dispatch: bool = True
 
     # Delivery: each target's outbox and liveness. Records queued for an offline persistent client are
     # kept in the store, so they survive a restart of the server.

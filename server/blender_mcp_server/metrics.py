@@ -116,14 +116,14 @@ class _HotCounters(Collector):
         self.metrics = metrics
 
     def describe(self) -> Iterable[Metric]:
-        return self._families({}, 0, 0, 0)
+        return self._families({}, 0, 0, {})
 
     def collect(self) -> Iterable[Metric]:
         m = self.metrics
         return self._families(m.records, m.messages, m.job_updates, m.fast_tool_calls)
 
     @staticmethod
-    def _families(records: dict[str, int], messages: int, job_updates: int, fast: int) -> Iterator[Metric]:
+    def _families(records: dict[str, int], messages: int, job_updates: int, fast: dict[str, int]) -> Iterator[Metric]:
         family = CounterMetricFamily("bmcp_records", "records delivered, one per recipient, by that recipient's "
                                      "state", labels=["status"])
         for state, count in records.items():
@@ -133,8 +133,11 @@ class _HotCounters(Collector):
                                   value=messages)
         yield CounterMetricFamily("bmcp_job_updates", "job updates accepted (blender_job_update, and each of a "
                                   "blender_job_updates call)", value=job_updates)
-        yield CounterMetricFamily("bmcp_fast_tool_calls", "tool calls answered beside the MCP SDK "
-                                  "(blender_job_updates calls, when fast_job_updates is on)", value=fast)
+        family = CounterMetricFamily("bmcp_fast_tool_calls", "tool calls answered beside the MCP SDK "
+                                     "(tools/fast_calls.py), by kind: job_updates, dispatch", labels=["kind"])
+        for kind, count in fast.items():
+            family.add_metric([kind], count)
+        yield family
 
 
 class Metrics:
@@ -151,7 +154,7 @@ class Metrics:
         self.records: dict[str, int] = dict.fromkeys(get_args(DeliveryState), 0)
         self.messages = 0
         self.job_updates = 0
-        self.fast_tool_calls = 0
+        self.fast_tool_calls: dict[str, int] = {"job_updates": 0, "dispatch": 0}
         self.registry.register(_HotCounters(self))
         self.dispatches = Counter("bmcp_jobs", "Style A calls answered, by command and the answer's status "
                                   "(no_client, ambiguous_target, rate_limited ... are refusals: no job was sent)",

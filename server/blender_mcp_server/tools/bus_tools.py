@@ -34,7 +34,7 @@ JobUpdateList = Annotated[list[JobUpdateArgs], Field(max_length=MAX_UPDATES_PER_
 
 async def apply_job_updates(bus: Bus, caller: Caller, updates: list[JobUpdateArgs]) -> dict[str, Any]:
     """blender_job_updates' answer: each update applied in order, one result each (also the fast path's,
-    fast_job_updates.py)."""
+    fast_calls.py)."""
     results = [await bus.job_update(caller, job_id=u.job_id, status=u.status, result=u.result, error_text=u.error,
                                     progress=u.progress, message=u.message, details=u.details, from_uuid=u.from_uuid)
                for u in updates]

@@ -17,9 +17,10 @@ from pydantic import ConfigDict
 from blender_mcp_addon.protocol.answers import dispatch_answer
 from blender_mcp_addon.protocol.catalog import COMMANDS, CommandSpec
 
+from ..bus.caller import Caller
 from ..bus.service import Bus
 from .context import caller_of
-from .dispatch import dispatch
+from .dispatch import ProgressFn, dispatch
 
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
@@ -79,8 +80,21 @@ class DispatchTool(Tool):
                    parameters=schema, annotations=annotations_for(spec), spec=spec, bus=bus)
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
-        spec: CommandSpec = self.spec
         ctx = get_context()
+        # Captured now: the update that reports progress arrives inside the worker's own request.
+        token = ctx.request_context.meta.progressToken if ctx.request_context and ctx.request_context.meta else None
+        session, request_id = ctx.session, ctx.request_id
+
+        async def progress(fraction: float, message: str | None) -> None:
+            await session.send_progress_notification(progress_token=token, progress=fraction, total=1.0,
+                                                     message=message, related_request_id=request_id)
+
+        return await self.call(caller_of(ctx), arguments, progress if token is not None else None)
+
+    async def call(self, caller: Caller, arguments: dict[str, Any], progress: ProgressFn | None = None) -> ToolResult:
+        """The tool's whole work for `caller`, outside any request context: what `run` does on the SDK's
+        way and tools/fast_calls.py on its own (which leaves calls that ask for progress to the SDK)."""
+        spec: CommandSpec = self.spec
         args = dict(arguments)
         target_uuid = args.pop("target_uuid", None)
         timeout = args.pop("_timeout", None)
@@ -92,16 +106,6 @@ class DispatchTool(Tool):
             params = spec.validate(args)
         except ValueError as exc:
             return _json(dispatch_answer("invalid_arguments", spec.name, target_uuid, error=str(exc)))
-        caller = caller_of(ctx)
-        # Captured now: the update that reports progress arrives inside the worker's own request.
-        token = ctx.request_context.meta.progressToken if ctx.request_context and ctx.request_context.meta else None
-        session, request_id = ctx.session, ctx.request_id
-
-        async def progress(fraction: float, message: str | None) -> None:
-            if token is not None:
-                await session.send_progress_notification(progress_token=token, progress=fraction, total=1.0,
-                                                         message=message, related_request_id=request_id)
-
         answer = await dispatch(self.bus, caller, spec.name, params, target_uuid=target_uuid,
                                 timeout=float(timeout or spec.timeout), progress=progress)
         return _image_result(answer) if spec.returns_image else _json(answer)

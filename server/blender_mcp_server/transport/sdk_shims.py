@@ -2,7 +2,7 @@
 
 Each function says which behaviour of the pinned SDK it relies on, and
 tests/test_sdk_shims.py (the session table: tests/test_edge_limits.py; answering
-a tool call beside the SDK: tests/test_fast_job_updates.py) fails when an
+a tool call beside the SDK: tests/test_fast_job_updates.py, tests/test_fast_dispatch.py) fails when an
 upgrade changes it, so an SDK bump shows here first instead of as a quiet
 regression (a lost log level, a 30-minute session reap, an unfiltered bus, an
 unbounded account, resource names that no longer complete, a fast path that is
@@ -20,10 +20,15 @@ checks the SDK frames events the same way) and sniffio's documented
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Container
+import math
+from collections.abc import Awaitable, Callable, Container, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from mcp import types
+from sse_starlette.sse import EventSourceResponse
 from starlette.routing import Route
 
 from blender_mcp_addon.protocol import MCP_DEFAULT_LEVEL, Priority, parse_priority
@@ -146,26 +151,63 @@ def on_logging_level_set(mcp: FastMCP, hook: Callable[[str], None]) -> bool:
     return True
 
 
-# --- answering a tool call beside the SDK (tools/fast_job_updates.py) ------------------------------------
+# --- answering a tool call beside the SDK (tools/fast_calls.py) ------------------------------------------
 
 
-def sdk_would_serve(manager: Any, session_id: str, user: Any) -> bool:
-    """Whether the SDK would take a POST on session `session_id` by `user` straight to that open session,
-    with nothing about the session to update: it is in the manager's table (private `_server_instances`),
-    was opened by the same credential (private `_session_owners`, compared through the SDK's public
-    `authorization_context`), is not terminated, and has a request in flight (its GET stream; the
-    transport's private `_requests_in_flight`), so its idle countdown is suspended anyway."""
+def sdk_open_session(manager: Any, session_id: str, user: Any) -> Any | None:
+    """The SDK's transport of open session `session_id` when `user` may use it, else None: it is in the
+    manager's table (private `_server_instances`), was opened by the same credential (private
+    `_session_owners`, compared through the SDK's public `authorization_context`) and is not terminated."""
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 
     table = getattr(manager, "_server_instances", None)
     owners = getattr(manager, "_session_owners", None)
     if not isinstance(table, dict) or not isinstance(owners, dict) or not isinstance(user, AuthenticatedUser):
-        return False
+        return None
     transport = table.get(session_id)
     if transport is None or transport.is_terminated or owners.get(session_id) != authorization_context(user):
-        return False
+        return None
+    return transport
+
+
+def sdk_would_serve(manager: Any, session_id: str, user: Any) -> Any | None:
+    """The transport, when the SDK would take a POST on session `session_id` by `user` straight to that open
+    session with nothing about the session to update: `sdk_open_session`, and a request in flight (its GET
+    stream; the transport's private `_requests_in_flight`), so its idle countdown is suspended anyway."""
+    transport = sdk_open_session(manager, session_id, user)
+    if transport is None:
+        return None
     idle = getattr(transport, "idle_scope", None)
-    return idle is None or (not idle.cancel_called and getattr(transport, "_requests_in_flight", 0) > 0)
+    if idle is None or (not idle.cancel_called and getattr(transport, "_requests_in_flight", 0) > 0):
+        return transport
+    return None
+
+
+def sdk_session_ended(manager: Any, session_id: str, transport: Any) -> bool:
+    """Whether the session `transport` served has ended since (DELETE, idle reap, shutdown): the SDK then
+    closes the streams of the requests in flight, and their SSE answers end with no event."""
+    table = getattr(manager, "_server_instances", None)
+    return transport.is_terminated or not isinstance(table, dict) or table.get(session_id) is not transport
+
+
+@contextmanager
+def sdk_request_in_flight(transport: Any) -> Iterator[None]:
+    """Count a request answered beside the SDK as one in flight on its session, as the transport's
+    `handle_request` counts its own (private `_requests_in_flight`, `idle_scope.deadline`): a long call
+    keeps the session from its idle reap even if the client's GET stream drops meanwhile."""
+    idle = getattr(transport, "idle_scope", None)
+    timeout = getattr(transport, "_idle_timeout", None)
+    if idle is None or timeout is None:
+        yield
+        return
+    transport._requests_in_flight += 1
+    idle.deadline = math.inf
+    try:
+        yield
+    finally:
+        transport._requests_in_flight -= 1
+        if not transport._requests_in_flight:
+            idle.deadline = anyio.current_time() + timeout
 
 
 def sdk_accepts_post(headers: Any) -> bool:
@@ -184,16 +226,53 @@ def sdk_accepts_post(headers: Any) -> bool:
             and headers.get("mcp-protocol-version", DEFAULT_NEGOTIATED_VERSION) in SUPPORTED_PROTOCOL_VERSIONS)
 
 
-def tool_answer_sse(request_id: int | str, content: list[Any], structured: dict[str, Any] | None,
-                    session_id: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """(headers, body) of the SDK's answer to a tools/call POST whose tool returned (content, structured):
-    the low-level server's CallToolResult, the session's JSONRPCResponse dump, the transport's SSE headers
-    and sse-starlette's event framing, byte for byte (tests/test_fast_job_updates.py compares them)."""
-    result = types.CallToolResult(content=list(content), structuredContent=structured, isError=False)
+def sse_answer_headers(session_id: str) -> list[tuple[bytes, bytes]]:
+    """The headers of the SDK's SSE answer to a POST on session `session_id` (the transport's, sse-starlette's)."""
+    return [(b"cache-control", b"no-cache, no-transform"), (b"connection", b"keep-alive"),
+            (b"content-type", b"text/event-stream"), (b"mcp-session-id", session_id.encode()),
+            (b"x-accel-buffering", b"no")]
+
+
+def tool_answer_event(request_id: int | str, content: list[Any], structured: dict[str, Any] | None,
+                      is_error: bool = False) -> bytes:
+    """The SSE event of the SDK's answer to a tools/call whose tool returned (content, structured): the
+    low-level server's CallToolResult, the session's JSONRPCResponse dump, sse-starlette's framing."""
+    result = types.CallToolResult(content=list(content), structuredContent=structured, isError=is_error)
     message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id,
                                     result=result.model_dump(by_alias=True, mode="json", exclude_none=True))
-    body = EVENT_HEAD + message.model_dump_json(by_alias=True, exclude_none=True).encode() + EVENT_TAIL
-    headers = [(b"cache-control", b"no-cache, no-transform"), (b"connection", b"keep-alive"),
-               (b"content-type", b"text/event-stream"), (b"mcp-session-id", session_id.encode()),
-               (b"x-accel-buffering", b"no")]
-    return headers, body
+    return EVENT_HEAD + message.model_dump_json(by_alias=True, exclude_none=True).encode() + EVENT_TAIL
+
+
+def tool_error_text(mcp: FastMCP, name: str, exc: Exception) -> str:
+    """The text of the error result fastmcp gives for a tool that raised `exc` (FastMCP.call_tool wraps it in
+    a ToolError, honouring the private `_mask_error_details`; the low-level server answers its str)."""
+    if getattr(mcp, "_mask_error_details", False):
+        return f"Error calling tool {name!r}"
+    return f"Error calling tool {name!r}: {exc}"
+
+
+def progress_event(token: int | str, progress: float, total: float | None, message: str | None) -> bytes:
+    """The SSE event of the SDK's `send_progress_notification` for a request's progress token, on that
+    request's own answer stream (its `related_request_id`)."""
+    notification = types.ServerNotification(types.ProgressNotification(params=types.ProgressNotificationParams(
+        progressToken=token, progress=progress, total=total, message=message)))
+    message_ = types.JSONRPCNotification(jsonrpc="2.0", **notification.model_dump(by_alias=True, mode="json",
+                                                                                    exclude_none=True))
+    return EVENT_HEAD + message_.model_dump_json(by_alias=True, exclude_none=True).encode() + EVENT_TAIL
+
+
+def cancelled_answer_event(request_id: int | str) -> bytes:
+    """The SSE event of the SDK's answer to a request the client cancelled (`RequestResponder.cancel`)."""
+    message = types.JSONRPCError(jsonrpc="2.0", id=request_id,
+                                 error=types.ErrorData(code=0, message="Request cancelled", data=None))
+    return EVENT_HEAD + message.model_dump_json(by_alias=True, exclude_none=True).encode() + EVENT_TAIL
+
+
+def sse_ping() -> bytes:
+    """sse-starlette's keep-alive comment, which the SDK's SSE answers carry every `SSE_PING_SECONDS`."""
+    from sse_starlette.event import ServerSentEvent
+
+    return ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=EventSourceResponse.DEFAULT_SEPARATOR).encode()
+
+
+SSE_PING_SECONDS: float = EventSourceResponse.DEFAULT_PING_INTERVAL
