@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,28 @@ def start_fresh(folder: Path, **env: str) -> ServerProcess:
     """A started server of its own (for tests that restart, stop or configure it), data under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     return ServerProcess(folder, free_port(), env=env).start()
+
+
+@contextmanager
+def fast_and_sdk_pair(folder: Path, switch: str, **env: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two started servers alike but for the setting `switch` (false on the second), each with a second user
+    alice (password alice-pw): for comparing a fast path's answers with the SDK's."""
+    pair = (start_fresh(folder / "fast", **env), start_fresh(folder / "slow", **env, **{switch: "false"}))
+    try:
+        for server in pair:
+            server.cli("user", "add", "alice", "--password", "alice-pw")
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
+
+
+def fast_tool_calls(server: ServerProcess, kind: str) -> float:
+    """The server's count of tool calls it answered beside the SDK (tools/fast_calls.py), of one kind."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    found = re.search(rf'^bmcp_fast_tool_calls_total\{{kind="{kind}"\}} (\S+)$', text, re.M)
+    assert found is not None, "no bmcp_fast_tool_calls_total{kind} in /metrics"
+    return float(found.group(1))
 
 
 def login(base: str, username: str = "demo", password: str = "demo") -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ import httpx
 import pytest
 from mcp.types import LATEST_PROTOCOL_VERSION
 
-from tests.helpers import ServerProcess, bus_client, login, start_fresh
+from tests.helpers import ServerProcess, bus_client, fast_and_sdk_pair, fast_tool_calls, login
 
 pytestmark = pytest.mark.anyio
 
@@ -33,19 +34,12 @@ BLENDER = "fd-blender"
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Any:
     """Two servers alike but for fast_dispatch, quick to reap idle sessions (2 s)."""
-    root = tmp_path_factory.mktemp("fast-dispatch")
-    fast = start_fresh(root / "fast", BLENDER_MCP_SESSION_IDLE_TIMEOUT="2")
-    slow = start_fresh(root / "slow", BLENDER_MCP_SESSION_IDLE_TIMEOUT="2", BLENDER_MCP_FAST_DISPATCH="false")
-    for srv in (fast, slow):
-        srv.cli("user", "add", "alice", "--password", "alice-pw")
-    yield fast, slow
-    fast.stop()
-    slow.stop()
+    with fast_and_sdk_pair(tmp_path_factory.mktemp("fast-dispatch"), "BLENDER_MCP_FAST_DISPATCH",
+                           BLENDER_MCP_SESSION_IDLE_TIMEOUT="2") as servers:
+        yield servers
 
 
-def fast_dispatches(server: ServerProcess) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    return float(re.search(r'^bmcp_fast_tool_calls_total\{kind="dispatch"\} (\S+)$', text, re.M).group(1))  # type: ignore[union-attr]
+fast_dispatches = functools.partial(fast_tool_calls, kind="dispatch")
 
 
 class RawCaller:

@@ -8,8 +8,8 @@ call went."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from blender_mcp_addon.client.direct_call import ACCEPT, request_body, sdk_session_parts
-from tests.helpers import ServerProcess, bus_client, login, start_fresh
+from tests.helpers import ServerProcess, bus_client, fast_and_sdk_pair, fast_tool_calls, login
 
 pytestmark = pytest.mark.anyio
 
@@ -26,19 +26,11 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Any:
     """Two servers alike but for fast_job_updates."""
-    root = tmp_path_factory.mktemp("fast")
-    fast = start_fresh(root / "fast")
-    slow = start_fresh(root / "slow", BLENDER_MCP_FAST_JOB_UPDATES="false")
-    for srv in (fast, slow):
-        srv.cli("user", "add", "alice", "--password", "alice-pw")
-    yield fast, slow
-    fast.stop()
-    slow.stop()
+    with fast_and_sdk_pair(tmp_path_factory.mktemp("fast"), "BLENDER_MCP_FAST_JOB_UPDATES") as servers:
+        yield servers
 
 
-def fast_calls(server: ServerProcess) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    return float(re.search(r'^bmcp_fast_tool_calls_total\{kind="job_updates"\} (\S+)$', text, re.M).group(1))  # type: ignore[union-attr]
+fast_calls = functools.partial(fast_tool_calls, kind="job_updates")
 
 
 class RawSession:
