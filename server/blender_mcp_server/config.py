@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # The Blender extension's blender_job_updates calls (one per reply batch) answered beside the SDK, the
     # same bytes for a fraction of its time (tools/fast_calls.py); false sends them the SDK's way.
     fast_job_updates: bool = True
-    # Likewise the callers' dispatch tool calls (blender_get_scene_info ...) that ask for no progress.
+    # Likewise the callers' dispatch tool calls (blender_get_scene_info ...), progress and cancel included.
     fast_dispatch: bool = True
 
     # Delivery: each target's outbox and liveness. Records queued for an offline persistent client are

@@ -93,7 +93,7 @@ class DispatchTool(Tool):
 
     async def call(self, caller: Caller, arguments: dict[str, Any], progress: ProgressFn | None = None) -> ToolResult:
         """The tool's whole work for `caller`, outside any request context: what `run` does on the SDK's
-        way and tools/fast_calls.py on its own (which leaves calls that ask for progress to the SDK)."""
+        way and tools/fast_calls.py on its own; `progress` reports the job's progress to the caller."""
         spec: CommandSpec = self.spec
         args = dict(arguments)
         target_uuid = args.pop("target_uuid", None)

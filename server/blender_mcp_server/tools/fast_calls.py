@@ -13,18 +13,17 @@ straight to that session, sdk_shims.sdk_would_serve) is answered here, with the 
 own arguments, as on the SDK's way). The result is converted as fastmcp converts it and framed as the
 SDK frames it (sdk_shims), then sent on through transport/post_answers.py as the SDK's answers are
 (tests compare the bytes with the SDK's). Anything else (another method or tool, a batch, unexpected
-keys, arguments the model refuses, a session the SDK would refuse, an unexpected
-header) goes on to the SDK untouched, before anything was applied, so its answer and its errors stay
-the SDK's own.
+keys, arguments the model refuses, a session the SDK would refuse, an unexpected header) goes on to the
+SDK untouched, before anything was applied, so its answer and its errors stay the SDK's own.
 
 A dispatch call waits (seconds to minutes), so for it this also does what the SDK does around a waiting
 request: the SSE head goes out at once (post_answers holds it a moment, so a quick answer still leaves
-as one JSON body), the job's progress as `notifications/progress` events on that stream when the call
-carries a progress token (fastmcp's client always does), sse-starlette's keep-alive comment every 15 s, the session counted as busy (no idle
-reap mid-call), `notifications/cancelled` for its id answered with the SDK's "Request cancelled" error
-(the notification itself still goes on to the SDK, which answers it 202), and an answer stream that
-ends with no event when the session ends meanwhile. `fast_job_updates = false` / `fast_dispatch =
-false` send those calls the SDK's way.
+as one JSON body); the job's progress goes as `notifications/progress` events on that stream when the
+call carries a progress token (fastmcp's client always does); sse-starlette's keep-alive comment every
+15 s; the session counts as busy (no idle reap mid-call); `notifications/cancelled` for its id is
+answered with the SDK's "Request cancelled" error (the notification itself still goes on to the SDK,
+which answers it 202); and the answer stream ends with no event when the session ends meanwhile.
+`fast_job_updates = false` / `fast_dispatch = false` send those calls the SDK's way.
 """
 
 from __future__ import annotations
@@ -109,8 +108,7 @@ class FastToolCalls:
         self.manager = manager
         self.required_scopes = list(required_scopes or [])
         self.path = path.rstrip("/")
-        self.job_updates = job_updates
-        self.dispatch = dispatch
+        self._served = frozenset(({JOB_UPDATES} if job_updates else set()) | (DISPATCH_TOOLS if dispatch else set()))
         self._tools: dict[str, Any] = {}
         self._waiting: dict[tuple[str, RequestId], _Waiting] = {}
 
@@ -154,6 +152,8 @@ class FastToolCalls:
                     or not isinstance(params, dict) or not params.keys() <= {"name", "arguments", "_meta"}
                     or not isinstance(params.get("name"), str)):
                 return None
+            if params["name"] not in self._served:  # before any session lookup: most tool calls stop here
+                return None
             meta = params.get("_meta", {})
             if not isinstance(meta, dict) or not meta.keys() <= {"progressToken"}:
                 return None
@@ -180,14 +180,13 @@ class FastToolCalls:
         if getattr(self.mcp, "strict_input_validation", False):
             return None  # the SDK would check the arguments against the input schema first
         if name == JOB_UPDATES:
-            if (not self.job_updates or not isinstance(arguments, dict) or arguments.keys() != {"updates"}
-                    or not isinstance(arguments["updates"], list)):
+            if not isinstance(arguments, dict) or arguments.keys() != {"updates"} or not isinstance(arguments["updates"], list):
                 return None
             try:
                 arguments = {"updates": _UPDATES.validate_python(arguments["updates"])}
             except ValidationError:
                 return None
-        elif not self.dispatch or name not in DISPATCH_TOOLS or not isinstance(arguments, dict | None):
+        elif not isinstance(arguments, dict | None):
             return None
         tool = self._tools.get(name)
         if tool is None:
