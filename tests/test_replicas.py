@@ -158,14 +158,18 @@ async def test_routing_reuses_its_copy_of_the_directory_and_hears_every_change_a
     async with stand_in_blender(replicas.url(1), "cached-blender-1"):
         async with bus_client(replicas.url(0)) as caller:
             await wait_online(caller, "cached-blender-1")
+            # Every test here is user demo's: the earlier tests' clients leaving change demo's directory, and
+            # each change makes every replica drop its copy. Let those reach the replicas first.
+            await asyncio.sleep(1.5)
             before = command_calls(replicas.redis, "hgetall", "get")
             started = time.monotonic()
-            for _ in range(20):
+            for _ in range(40):
                 assert tool_json(await caller.call_tool("blender_get_scene_info", {}))["status"] == "completed"
             after = command_calls(replicas.redis, "hgetall", "get")
-            # one read of the whole directory per second of calls, not one per call; and the Blender's
-            # replica knows where each call waits from the job's record, without reading its wait: key
-            assert after["hgetall"] - before["hgetall"] <= 1 + int(time.monotonic() - started), (before, after)
+            # one read of the whole directory per second of calls, not one per call (40 here): one more for a
+            # change that still lands meanwhile; and the Blender's replica knows where each call waits from
+            # the job's record, without reading its wait: key
+            assert after["hgetall"] - before["hgetall"] <= 2 + int(time.monotonic() - started), (before, after)
             assert after["get"] == before["get"], (before, after)
 
             async def answer_within(status: str, seconds: float) -> None:
