@@ -43,11 +43,18 @@ async def _until(check, timeout: float = 20.0, pause: float = 0.2):
         await asyncio.sleep(pause)
 
 
+async def _listings(client, n: int) -> list[dict]:
+    """`n` blender_list_available_clients at once (each reads the shared directory: fresh)."""
+    return [tool_json(answer) for answer in await asyncio.gather(
+        *(client.call_tool("blender_list_available_clients", {}) for _ in range(n)))]
+
+
 async def test_a_redis_restart_loses_nothing_queued_and_the_bus_recovers(pair):
     async with bus_client(pair.url(1), uuid="kept-node", client_type="render", persistent=True):
         pass
     async with bus_client(pair.url(0), uuid="fault-sender") as sender:
         await wait_online(sender, "kept-node", online=False)
+        await _listings(sender, 16)  # the replica's Redis clients now pool many connections, which die below
         queued = [await send(sender, from_uuid="fault-sender", target_uuid="kept-node", payload={"n": n})
                   for n in range(5)]
         assert all(q["status"] == "queued" for q in queued), queued
@@ -65,6 +72,8 @@ async def test_a_redis_restart_loses_nothing_queued_and_the_bus_recovers(pair):
             return answer if answer["status"] == "queued" else None
 
         await _until(queued_again)
+        # a Redis that is back is back for every call: no pooled connection that died with it fails one
+        assert all("persistent" in listing for listing in await _listings(sender, 16))
     async with bus_client(pair.url(0), uuid="kept-node", client_type="render", persistent=True) as back:
         records = await back.collector.wait_for(6)
         assert sorted(r["payload"]["n"] for r in records) == [0, 1, 2, 3, 4, 5]

@@ -37,6 +37,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
@@ -87,8 +88,11 @@ class RedisCluster:
         self.prefix = prefix
         self.beat, self.ttl, self.sweep_every = beat, ttl, sweep_every
         self._queue = queue
+        # One retry on a broken connection, none on a timeout (as `storage.redis.connect`): after a Redis
+        # restart every pooled connection is dead, and without it each one fails the first call made on it.
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                              retry_on_timeout=False, health_check_interval=30)
+                                              retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                                              health_check_interval=30)
         # The listener's own client never reconnects by itself: redis-py's pub/sub would resubscribe
         # silently, and whatever was published meanwhile (a let-go, a queue that grew) would be lost
         # unnoticed. Every reconnect goes through _listen_forever, which then checks what it missed.
