@@ -1,8 +1,9 @@
 """Style A round trip through a real headless Blender worker: p50/p99, jobs/s and CPU per job of each process.
 
-    .venv/bin/python bench/bench_dispatch.py [--quick] [--code] [--rounds N] [--profile DIR]
+    .venv/bin/python bench/bench_dispatch.py [--quick] [--code] [--rounds N] [--in-flight N] [--profile DIR]
       --code        blender_execute_code {"code": "x = 1"} instead of blender_get_scene_info {"limit": 10}
       --rounds N    repeat both phases N times on the same server and worker (the VM is noisy: read ranges)
+      --in-flight N calls at once in the second phase (default 16, the issue's figure)
       --profile DIR py-spy the server and the worker during the 16-in-flight phase (raw collapsed stacks)
       --zip PATH    the extension zip the worker installs (default: the newest in dist/), to compare builds
       --attach CMD  run CMD (formatted with {pid} and {name}: server, worker) beside each process during that
@@ -60,7 +61,7 @@ class CpuMeter:
 
 
 async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach: str | None,
-               zip_path: str | None) -> None:
+               zip_path: str | None, in_flight: int) -> None:
     from fastmcp import Client
     from fastmcp.client.transports import StreamableHttpTransport
 
@@ -89,7 +90,7 @@ async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach
                     assert read_answer(raw)["status"] == "completed"
                 report(f"dispatch {tool[8:]}, sequential", lat, n, sum(lat), "jobs/s")
                 print(meter.line(n), flush=True)
-                sem = asyncio.Semaphore(16)
+                sem = asyncio.Semaphore(in_flight)
                 lat16: list[float] = []
 
                 async def one(sem: asyncio.Semaphore = sem, lat16: list[float] = lat16) -> None:
@@ -110,7 +111,7 @@ async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach
                 meter.start()
                 t0 = time.perf_counter()
                 await asyncio.gather(*(one() for _ in range(n * 2 * (3 if spies else 1))))
-                report(f"dispatch {tool[8:]}, 16 in flight", lat16, len(lat16), time.perf_counter() - t0, "jobs/s")
+                report(f"dispatch {tool[8:]}, {in_flight} in flight", lat16, len(lat16), time.perf_counter() - t0, "jobs/s")
                 print(meter.line(len(lat16)), flush=True)
                 for spy in spies:
                     spy.send_signal(2)
@@ -128,8 +129,9 @@ if __name__ == "__main__":
     parser.add_argument("--profile")
     parser.add_argument("--attach")
     parser.add_argument("--zip")
+    parser.add_argument("--in-flight", type=int, default=16)
     a = parser.parse_args()
     if a.profile:
         shutil.rmtree(a.profile, ignore_errors=True)
         os.makedirs(a.profile)
-    run_bench(main, a.quick, a.code, a.rounds, a.profile, a.attach, a.zip)
+    run_bench(main, a.quick, a.code, a.rounds, a.profile, a.attach, a.zip, a.in_flight)
