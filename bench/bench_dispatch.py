@@ -4,7 +4,7 @@
       --code        blender_execute_code {"code": "x = 1"} instead of blender_get_scene_info {"limit": 10}
       --rounds N    repeat both phases N times on the same server and worker (the VM is noisy: read ranges)
       --in-flight N calls at once in the second phase (default 16, the issue's figure)
-      --profile DIR py-spy the server and the worker during the 16-in-flight phase (raw collapsed stacks)
+      --profile DIR py-spy the server and the worker during the second phase (raw collapsed stacks)
       --zip PATH    the extension zip the worker installs (default: the newest in dist/), to compare builds
       --attach CMD  run CMD (formatted with {pid} and {name}: server, worker) beside each process during that
                     phase, stopped with SIGINT after it (perf record, strace -c ...)
@@ -91,13 +91,13 @@ async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach
                 report(f"dispatch {tool[8:]}, sequential", lat, n, sum(lat), "jobs/s")
                 print(meter.line(n), flush=True)
                 sem = asyncio.Semaphore(in_flight)
-                lat16: list[float] = []
+                lat_at_once: list[float] = []
 
-                async def one(sem: asyncio.Semaphore = sem, lat16: list[float] = lat16) -> None:
+                async def one(sem: asyncio.Semaphore = sem, lat_at_once: list[float] = lat_at_once) -> None:
                     async with sem:
                         t0 = time.perf_counter()
                         await client.call_tool(tool, args)
-                        lat16.append(time.perf_counter() - t0)
+                        lat_at_once.append(time.perf_counter() - t0)
 
                 spies = []
                 if (profile or attach) and round_no == rounds - 1:
@@ -111,8 +111,8 @@ async def main(quick: bool, code: bool, rounds: int, profile: str | None, attach
                 meter.start()
                 t0 = time.perf_counter()
                 await asyncio.gather(*(one() for _ in range(n * 2 * (3 if spies else 1))))
-                report(f"dispatch {tool[8:]}, {in_flight} in flight", lat16, len(lat16), time.perf_counter() - t0, "jobs/s")
-                print(meter.line(len(lat16)), flush=True)
+                report(f"dispatch {tool[8:]}, {in_flight} in flight", lat_at_once, len(lat_at_once), time.perf_counter() - t0, "jobs/s")
+                print(meter.line(len(lat_at_once)), flush=True)
                 for spy in spies:
                     spy.send_signal(2)
                     spy.wait(20)

@@ -7,11 +7,12 @@ the add-on's operators: bench/gui_window.py), and a headless worker on the bpy m
 fastmcp client calls `blender_execute_code {"code": "x = 1"}` and `blender_get_scene_info` back to
 back into each (the headless worker first, with the window idle), prints p50/p90/p99, the headless
 worker's jobs/s with 16 calls in flight, and the window Blender's CPU use (and the server's) over
---idle-seconds twice: right after the calls, while the drainer's timer backs off, and once it has (runtime/drivers.py: IDLE_AFTER_SECONDS after the last job). The window's
-CPU is split into its main thread (Blender itself and the drainer's timer) and the add-on's bus client
-thread, and set beside a second window of the same Blender without the add-on, idle over the same seconds:
-Blender's own floor, so the add-on's share is the difference. `--blender` is the window's Blender as shell
-words (default: `blender` on PATH, Debian's 3.4 here; e.g. a chroot launcher for 5.2).
+--idle-seconds twice: right after the calls, while the drainer's timer backs off, and once it has
+(runtime/drivers.py: IDLE_AFTER_SECONDS after the last job). The window's CPU is split into its main
+thread (Blender itself and the drainer's timer) and the add-on's bus client thread, and set beside a
+second window of the same Blender without the add-on, idle over the same seconds: Blender's own floor,
+so the add-on's share is the difference. `--blender` is the window's Blender as shell words (default:
+`blender` on PATH, Debian's 3.4 here; e.g. a chroot launcher for 5.2).
 `--zip` installs another build of the extension in both (default: the one in dist/), for A/B runs.
 """
 

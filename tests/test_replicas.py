@@ -159,8 +159,8 @@ async def test_routing_reuses_its_copy_of_the_directory_and_hears_every_change_a
         async with bus_client(replicas.url(0)) as caller:
             await wait_online(caller, "cached-blender-1")
             # Every test here is user demo's: the earlier tests' clients leaving change demo's directory, and
-            # each change makes every replica drop its copy. Wait until they have left (a client whose session
-            # just ended may be listed for a few seconds more), then let the last change reach the replicas.
+            # each change makes every replica drop its copy. Wait until they have left (a session that just ended
+            # leaves the directory a moment later), then let the last change reach the replicas.
             deadline = time.monotonic() + 30
             while [e["uuid"] for e in tool_json(await caller.call_tool("blender_list_available_clients", {}))[
                     "ephemeral"]] != ["cached-blender-1"]:

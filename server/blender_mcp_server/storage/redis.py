@@ -52,12 +52,20 @@ def connect(url: str, *, connect_timeout: float = 1.0, timeout: float = 1.0, ret
     """A Redis client that fails fast: `connect_timeout` / `timeout` seconds per attempt, `retries` more
     attempts on a broken connection only (after a Redis restart the pooled connections are dead: one retry
     on a fresh one hides that), at most `max_connections` at once (a call waits up to `timeout` for one)."""
-    # Timeouts are not retried: the command may have run, and a retried XADD would keep a record twice.
-    retry = Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,))
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=timeout, socket_connect_timeout=connect_timeout,
-        socket_timeout=timeout, retry=retry, decode_responses=True, health_check_interval=30)
+        socket_timeout=timeout, retry=retry_on_broken_connection(retries), decode_responses=True,
+        health_check_interval=30)
     return aioredis.Redis(connection_pool=pool)
+
+
+def retry_on_broken_connection(retries: int = 1) -> Retry:
+    """Every Redis client's retry policy: `retries` more attempts on a broken connection, none on a timeout.
+
+    After a Redis restart every pooled connection is dead, and without a retry each one fails the first
+    call made on it. Timeouts are not retried: the command may have run, and a retried XADD would keep a
+    record twice."""
+    return Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,))
 
 
 @asynccontextmanager

@@ -37,7 +37,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
@@ -45,7 +44,7 @@ from blender_mcp_addon.protocol import FINAL_JOB_STATUSES
 from .counters import RateCounter
 from .protocols import QueueStore
 from .records import ClientInfo, StoreUnavailable
-from .redis import RedisWindowCounter
+from .redis import RedisWindowCounter, retry_on_broken_connection
 
 log = logging.getLogger(__name__)
 _WAITS_KEPT = 65_536  # jobs whose waiting replica is remembered here (see RedisCluster._waits)
@@ -88,11 +87,8 @@ class RedisCluster:
         self.prefix = prefix
         self.beat, self.ttl, self.sweep_every = beat, ttl, sweep_every
         self._queue = queue
-        # One retry on a broken connection, none on a timeout (as `storage.redis.connect`): after a Redis
-        # restart every pooled connection is dead, and without it each one fails the first call made on it.
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                              retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                                              health_check_interval=30)
+                                              retry=retry_on_broken_connection(), health_check_interval=30)
         # The listener's own client never reconnects by itself: redis-py's pub/sub would resubscribe
         # silently, and whatever was published meanwhile (a let-go, a queue that grew) would be lost
         # unnoticed. Every reconnect goes through _listen_forever, which then checks what it missed.
