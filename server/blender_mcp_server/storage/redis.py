@@ -60,7 +60,8 @@ def connect(url: str, *, connect_timeout: float = 1.0, timeout: float = 1.0, ret
 
 
 def retry_on_broken_connection(retries: int = 1) -> Retry:
-    """Every Redis client's retry policy: `retries` more attempts on a broken connection, none on a timeout.
+    """The command clients' retry policy (the store's and the cluster's; the cluster's pub/sub listener
+    takes none, see RedisCluster): `retries` more attempts on a broken connection, none on a timeout.
 
     After a Redis restart every pooled connection is dead, and without a retry each one fails the first
     call made on it. Timeouts are not retried: the command may have run, and a retried XADD would keep a
